@@ -1,0 +1,1 @@
+"""The GitHub side: webhook server, App authentication, routing, jobs, publishing, commands."""

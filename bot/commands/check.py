@@ -1,0 +1,91 @@
+"""`detbot check [PATH]`: run the checks over a local rules repository."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from checks.config import ConfigError, load_config
+from checks.formats import to_json, to_sarif, to_text
+from checks.runner import CHECK_MODULES, run_checks
+from checks.source import LocalSource
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="run the checks over a rules repository")
+    p.add_argument("path", nargs="?", default=".", help="repository root (default: .)")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    p.add_argument("--changed-only", nargs="+", metavar="FILE", default=None,
+                   help="check only the rules these files belong to (pull request mode)")
+    p.add_argument("--check", action="append", choices=sorted(CHECK_MODULES), dest="only",
+                   help="run only this check (repeatable)")
+    p.add_argument("--config", default=None, help="config file (default: PATH/.github/detbot.yml)")
+    p.set_defaults(func=main)
+
+
+class Progress:
+    """One self-overwriting line on stderr, only when it is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if self.enabled and total >= 50 and (done % 25 == 0 or done == total):
+            sys.stderr.write(f"\r{label}: {done}/{total} rules")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+
+
+def _repo_relative(path: str, root: Path) -> str:
+    """Changed files may be given relative to the repository (as git prints them) or to the shell."""
+    candidate = Path(path)
+    if candidate.is_absolute() or (candidate.exists() and not (root / path).exists()):
+        try:
+            return candidate.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return candidate.as_posix()
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.is_dir():
+        print(f"detbot: {root}: not a directory", file=sys.stderr)
+        return 2
+    source = LocalSource(root)
+    try:
+        if args.config:
+            from checks.config import parse_config
+            config = parse_config(Path(args.config).read_bytes(), args.config)
+        else:
+            config = load_config(source)
+    except ConfigError as e:
+        print(f"detbot: config error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"detbot: {e}", file=sys.stderr)
+        return 2
+    changed = None
+    if args.changed_only is not None:
+        changed = [_repo_relative(p, root) for p in args.changed_only]
+    progress = Progress()
+    result = run_checks(source, config, changed=changed, only=args.only, progress=progress)
+    progress.close()
+    if args.format == "json":
+        print(to_json(result.findings, rules=len(result.bundles), checks=result.checks_run))
+    elif args.format == "sarif":
+        print(to_sarif(result.findings))
+    else:
+        text = to_text(result.findings)
+        if text:
+            print(text)
+        counts = {lvl: sum(f.level == lvl for f in result.findings) for lvl in ("failure", "warning", "notice")}
+        print(f"{len(result.bundles)} rules checked ({', '.join(result.checks_run)}): "
+              f"{counts['failure']} failures, {counts['warning']} warnings, {counts['notice']} notices",
+              file=sys.stderr)
+    return 1 if any(f.level == "failure" for f in result.findings) else 0

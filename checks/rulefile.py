@@ -1,0 +1,102 @@
+"""A rule file parsed once: YAML data and positions, and the pySigma object built from that same data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from .yamldoc import Document, YamlError, load_all
+
+# Rule files beyond this size are refused before parsing: no real rule comes near it.
+MAX_RULE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class RuleDoc:
+    path: str
+    index: int
+    doc: Document
+    rule: SigmaRule | SigmaCorrelationRule | None = None
+    # Errors pySigma collected, or raised while building the rule.
+    errors: list[Exception] = field(default_factory=list)
+
+    @property
+    def data(self) -> Any:
+        return self.doc.data
+
+    @property
+    def rule_id(self) -> str | None:
+        if isinstance(self.data, dict) and self.data.get("id") is not None:
+            return str(self.data["id"])
+        return None
+
+    @property
+    def is_correlation(self) -> bool:
+        return isinstance(self.data, dict) and "correlation" in self.data
+
+
+@dataclass
+class RuleFile:
+    path: str
+    docs: list[RuleDoc] = field(default_factory=list)
+    yaml_error: YamlError | None = None
+
+
+def build_rule(data: dict[str, Any]) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
+    cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
+    try:
+        rule = cls.from_dict(data, collect_errors=True)
+    except SigmaError as e:
+        return None, [e]
+    except Exception as e:  # pySigma raises plain Python errors on some malformed inputs
+        return None, [e]
+    return rule, list(rule.errors)
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in overlay.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def parse_rule_file(path: str, raw: bytes) -> RuleFile:
+    rf = RuleFile(path)
+    if len(raw) > MAX_RULE_BYTES:
+        rf.yaml_error = YamlError(f"file is {len(raw):,} bytes; rule files above {MAX_RULE_BYTES:,} are not read", 1, 1)
+        return rf
+    docs: list[Document] = []
+    try:
+        for d in load_all(raw):
+            docs.append(d)
+    except YamlError as e:
+        rf.yaml_error = e
+    # Legacy multi-document collections: `action: global` is merged into the documents after it.
+    glob: dict[str, Any] = {}
+    for i, d in enumerate(docs):
+        data = d.data
+        if isinstance(data, dict) and data.get("action") in ("global", "reset", "repeat"):
+            action = data["action"]
+            body = {k: v for k, v in data.items() if k != "action"}
+            if action == "global":
+                glob = body
+            elif action == "reset":
+                glob = {}
+            rd = RuleDoc(path, i, d)
+            if action == "repeat" and rf.docs and isinstance(rf.docs[-1].data, dict):
+                merged = _merge(rf.docs[-1].data, body)
+                rd.doc = Document(merged, d.node, d.keys, d.values)
+                rd.rule, rd.errors = build_rule(merged)
+                rf.docs.append(rd)
+            continue
+        rd = RuleDoc(path, i, d)
+        if isinstance(data, dict):
+            merged = _merge(glob, data) if glob else data
+            if glob:
+                rd.doc = Document(merged, d.node, d.keys, d.values)
+            rd.rule, rd.errors = build_rule(merged)
+        rf.docs.append(rd)
+    return rf

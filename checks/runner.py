@@ -1,0 +1,90 @@
+"""Runs the checks over a repository (or the bundles a change touched) and gathers their findings."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+from .config import Config
+from .findings import Finding
+from .repository import RuleBundle, bundles_for_changed, discover
+from .rulefile import RuleFile, parse_rule_file
+from .source import FileSource
+
+# check name -> module exposing `run(ctx: CheckContext) -> list[Finding]`
+CHECK_MODULES: dict[str, str] = {
+    "syntax": "checks.syntax",
+}
+
+
+@dataclass
+class CheckContext:
+    source: FileSource
+    config: Config
+    bundles: list[RuleBundle]
+    # Files changed by a pull request; None when checking a whole repository.
+    changed: set[str] | None = None
+    progress: Callable[[str, int, int], None] | None = None
+    _rule_files: dict[str, RuleFile] = field(default_factory=dict)
+    cache: dict[str, object] = field(default_factory=dict)
+
+    def rule_file(self, path: str) -> RuleFile:
+        rf = self._rule_files.get(path)
+        if rf is None:
+            try:
+                raw = self.source.read(path)
+            except FileNotFoundError:
+                raw = b""
+            rf = self._rule_files[path] = parse_rule_file(path, raw)
+        return rf
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return self.source.read(path).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
+    def tick(self, label: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(label, done, total)
+
+
+@dataclass
+class RunResult:
+    bundles: list[RuleBundle]
+    findings: list[Finding]
+    checks_run: list[str]
+
+
+def enabled_checks(config: Config, only: Iterable[str] | None = None) -> list[str]:
+    wanted = set(only) if only else None
+    return [name for name in CHECK_MODULES
+            if config.check(name).enabled and (wanted is None or name in wanted)]
+
+
+def apply_level(findings: list[Finding], config: Config) -> list[Finding]:
+    """A check configured at `warning` (or `notice`) reports its failures at that level: advisory, not gating."""
+    out = []
+    for f in findings:
+        cap = config.check(f.check).level
+        if f.level == "failure" and cap != "failure":
+            f = replace(f, level=cap)  # type: ignore[arg-type]
+        out.append(f)
+    return out
+
+
+def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None = None,
+               only: Iterable[str] | None = None,
+               progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+    changed_set = set(changed) if changed is not None else None
+    bundles = (bundles_for_changed(changed_set, source, config) if changed_set is not None
+               else discover(source, config))
+    ctx = CheckContext(source, config, bundles, changed_set, progress)
+    names = enabled_checks(config, only)
+    findings: list[Finding] = []
+    for name in names:
+        module = importlib.import_module(CHECK_MODULES[name])
+        findings.extend(module.run(ctx))
+    findings = apply_level(findings, config)
+    findings.sort(key=lambda f: (f.path, f.start_line, f.start_column or 0, f.check, f.title))
+    return RunResult(bundles, findings, names)
