@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaTagError
 from sigma.modifiers import reverse_modifier_mapping
 from sigma.rule import SigmaDetectionItem
 
@@ -44,6 +44,8 @@ def _message(err: Exception) -> str:
 def _error_title(err: Exception) -> str:
     if not isinstance(err, SigmaError):
         return "pySigma crashed"
+    if isinstance(err, SigmaTagError) or "tag" in _message(err).lower().split()[:3]:
+        return "Sigma tag error"
     words = re.findall(r"[A-Z][a-z]+", type(err).__name__.removeprefix("Sigma").removesuffix("Error"))
     return f"Sigma {' '.join(w.lower() for w in words)} error".replace("  ", " ") if words else "Sigma error"
 
