@@ -125,6 +125,11 @@ class SyntaxRun:
 
     def document(self, rf: RuleFile, rd: RuleDoc) -> None:
         loc = Locator(rf, rd)
+        for path, pos in rd.doc.duplicates:
+            first = rd.doc.keys.get(path)
+            self.add(rf, pos, "failure", "Duplicate key",
+                     f"key {'.'.join(map(str, path))!r} repeats line {first.line if first else '?'}; YAML keeps only "
+                     "this last one, the earlier value is silently lost", rd)
         for err in rd.errors:
             pos, title, message = loc.error(err), _error_title(err), _message(err)
             if title == "Sigma tag error" and 0 < pos.line <= len(rf.lines):
