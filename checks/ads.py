@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Iterable
 
 from . import attack
+from .attack_names import TECHNIQUE_ID, full_name, tag_technique, techniques_named
 from .config import ConfigError, ConfigSection
 from .findings import Finding, Level
 from .markdown import Block, Heading, MarkdownDoc, blocks, parse
@@ -246,7 +247,7 @@ def rule_facts(ctx: CheckContext, bundle: RuleBundle) -> RuleFacts:
     for d in docs:
         tags = d.data.get("tags")
         for i, tag in enumerate(tags if isinstance(tags, list) else []):
-            tid = attack.tag_technique(str(tag))
+            tid = tag_technique(str(tag))
             if tid:
                 facts.techniques.setdefault(tid, d.doc.line(("tags", i)))
         fps = d.data.get("falsepositives")
@@ -323,7 +324,7 @@ def _technique_mentions(block: Block, settings: AdsSettings, tagged: set[str]) -
     """ATT&CK technique ids named in a Categorization section, by id or by name, with their lines."""
     found: list[tuple[str, int]] = []
     for n, line in content_lines(block, settings):
-        ids = [m.group(0).upper() for m in attack.TECHNIQUE_ID.finditer(line)]
+        ids = [m.group(0).upper() for m in TECHNIQUE_ID.finditer(line)]
         found += [(tid, n) for tid in ids]
         if ids:
             continue
@@ -333,7 +334,7 @@ def _technique_mentions(block: Block, settings: AdsSettings, tagged: set[str]) -
         pieces = [text, *re.split(r"\s*(?:[|,;/>→]| - | – )\s*", text)]
         for piece in pieces:
             piece = re.sub(r"^(?:sub-?technique|technique)s?\s*:\s*", "", piece.strip(), flags=re.IGNORECASE)
-            ids = attack.techniques_named(piece.strip(" .()"))
+            ids = techniques_named(piece.strip(" .()"))
             if len(ids) > 1:  # a sub-technique name under several parents: take the tagged one, if any
                 ids = [t for t in ids if t in tagged][:1]
             if ids:
@@ -363,11 +364,11 @@ def check_categorization(doc: AdsDoc, facts: RuleFacts, settings: AdsSettings, o
         hint = (f" (the rule is tagged with its parent {parent}; tag the sub-technique, attack.{tid.lower()})"
                 if parent in tagged else f"; add the tag attack.{tid.lower()} or remove {tid} here")
         out.add(line, "ATT&CK mismatch",
-                f"Categorization names {tid} ({attack.full_name(tid)}) but the rule's tags do not{hint}")
+                f"Categorization names {tid} ({full_name(tid)}) but the rule's tags do not{hint}")
     for tid, tag_line in facts.techniques.items():
         if tid in named:
             continue
-        name = attack.full_name(tid)
+        name = full_name(tid)
         if name is None:
             continue  # an unknown tag is the syntax check's finding
         out.add(block.heading.line, "ATT&CK mismatch",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from checks import ads, attack
+from checks.attack_names import full_name, techniques_named
 from checks.config import parse_config
 from checks.runner import run_checks
 from checks.source import MemorySource
@@ -88,7 +89,8 @@ def test_bundled_attack_data_is_v19():
     assert attack.version().startswith("Enterprise ATT&CK (2026-04")
     assert attack.technique("t1105") == "Ingress Tool Transfer"
     assert attack.technique("T9999") is None
-    assert attack.full_name("T1059.001") == "Command and Scripting Interpreter: PowerShell"
+    assert full_name("T1059.001") == "Command and Scripting Interpreter: PowerShell"
+    assert techniques_named("cloud accounts") == ["T1078.004", "T1585.003", "T1586.003"]
     assert attack.tactic("command-and-control") == "Command and Control"
 
 
