@@ -26,7 +26,7 @@ from .evaluator import CompiledRule, evaluate_correlation
 from .explain import item_label, polarity, quote
 from .findings import Finding, Level
 from .repository import RuleBundle, discover
-from .rule_runs import BundleRuns, CompiledDoc, TestRun, bundle_runs, when
+from .rule_runs import BundleRuns, CompiledDoc, TestRun, bundle_runs, evaluated_bundles, when
 from .rulefile import RuleDoc
 from .runner import CheckContext
 
@@ -397,12 +397,7 @@ def run(ctx: CheckContext) -> list[Finding]:
         return [Finding(CHECK, e.path, e.line, e.line, "failure", "Configuration error", f"{e.key}: {e.message}")]
     repo = RepositoryCoverage()
     findings: list[Finding] = []
-    for n, bundle in enumerate(ctx.bundles, 1):
-        ctx.tick("coverage", n, len(ctx.bundles))
-        rf = ctx.rule_file(bundle.rule_path)
-        if not any(isinstance(d.data, dict) for d in rf.docs):
-            continue
-        runs = bundle_runs(ctx, bundle)
+    for bundle, runs in evaluated_bundles(ctx, "coverage"):
         usable = [d for d in runs.docs if d.compiled is not None]
         referenced = _referenced_in_file(runs)
         for i, cdoc in enumerate(usable):
