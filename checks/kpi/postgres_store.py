@@ -12,14 +12,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .store import Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, day_of, dedupe
+from .store import (Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, day_of, dedupe,
+                    rollup_delta, rule_infos)
 
 BUCKET_CODE = {"open": 0, "closed": 1, "rejected": 2, "benign": 3}
 # Must agree with store.bucket_of (see the SQLite store).
 BUCKET_SQL = ("CASE WHEN a.stage <> 'closed' THEN 0 WHEN a.verdict = 'false_positive' THEN 2 "
               "WHEN a.verdict = 'benign_positive' THEN 3 ELSE 1 END")
 _SUMS = "SUM((b = 0)::int), SUM((b = 1)::int), SUM((b = 2)::int), SUM((b = 3)::int)"
-_NEG_SUMS = "-SUM((b = 0)::int), -SUM((b = 1)::int), -SUM((b = 2)::int), -SUM((b = 3)::int)"
 _ADD = """ON CONFLICT (rule_id, day) DO UPDATE SET n_open = alert_daily.n_open + excluded.n_open,
           n_closed = alert_daily.n_closed + excluded.n_closed,
           n_rejected = alert_daily.n_rejected + excluded.n_rejected,
@@ -128,14 +128,10 @@ class PostgresStore(AlertStore):
             return UpsertResult()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table("detbot_stage", records=rows, columns=_STAGE_COLUMNS)
-            await conn.execute(f"""
-                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
-                SELECT rule_id, day, {_NEG_SUMS} FROM (
-                    SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date AS day, {BUCKET_SQL} AS b
-                    FROM detbot_stage s JOIN alerts a USING (source, alert_id)) x
-                GROUP BY rule_id, day {_ADD}""")
-            updated = await conn.fetchval(
-                "SELECT COUNT(*) FROM detbot_stage s JOIN alerts a USING (source, alert_id)")
+            # The previous state of alerts already stored leaves the rollup before they are overwritten.
+            old = await conn.fetch(f"""
+                SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date, {BUCKET_SQL}
+                FROM detbot_stage s JOIN alerts a USING (source, alert_id)""")
             await conn.execute("""
                 INSERT INTO alerts (source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at,
                                     stage, verdict)
@@ -145,18 +141,17 @@ class PostgresStore(AlertStore):
                     platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
                     created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
                     verdict = excluded.verdict""")
-            await conn.execute(f"""
+            await conn.executemany(f"""
                 INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
-                SELECT rule_id, day, {_SUMS} FROM (SELECT rule_id, day, bucket AS b FROM detbot_stage) x
-                GROUP BY rule_id, day {_ADD}""")
-            await conn.execute("""
-                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id)
-                SELECT rule_id, MAX(rule_title), MAX(platform_rule_id) FROM detbot_stage GROUP BY rule_id
+                VALUES ($1, $2, $3, $4, $5, $6) {_ADD}""",
+                rollup_delta(((r[2], r[9], r[10]) for r in rows), (tuple(r) for r in old)))
+            await conn.executemany("""
+                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id) VALUES ($1, $2, $3)
                 ON CONFLICT (rule_id) DO UPDATE SET
                     rule_title = COALESCE(NULLIF(excluded.rule_title, ''), alert_rules.rule_title),
                     platform_rule_id = COALESCE(NULLIF(excluded.platform_rule_id, ''),
-                                                alert_rules.platform_rule_id)""")
-        return UpsertResult(inserted=len(rows) - updated, updated=updated)
+                                                alert_rules.platform_rule_id)""", rule_infos(rows))
+        return UpsertResult(inserted=len(rows) - len(old), updated=len(old))
 
     async def daily(self, rule_ids: Sequence[str], first: date, last: date) -> dict[str, dict[date, DayCounts]]:
         rows = await self.pool.fetch("""

@@ -13,8 +13,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .store import (Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, day_number, dedupe,
-                    from_day_number)
+from .store import (Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, bucket_of, day_number,
+                    dedupe, from_day_number, rollup_delta, rule_infos)
 
 T = TypeVar("T")
 BUCKET_CODE = {"open": 0, "closed": 1, "rejected": 2, "benign": 3}
@@ -29,7 +29,7 @@ MIGRATIONS: list[list[str]] = [
             source TEXT NOT NULL, alert_id TEXT NOT NULL, rule_id TEXT NOT NULL,
             platform_rule_id TEXT NOT NULL DEFAULT '', rule_title TEXT NOT NULL DEFAULT '',
             created_at INTEGER NOT NULL, closed_at INTEGER, stage TEXT NOT NULL, verdict TEXT,
-            PRIMARY KEY (source, alert_id))""",
+            PRIMARY KEY (source, alert_id)) WITHOUT ROWID""",
         "CREATE INDEX alerts_rule_created ON alerts (rule_id, created_at)",
     ],
     [  # v2: a daily rollup per rule maintained on upsert (KPIs never scan alerts), and what we know of each rule
@@ -54,14 +54,12 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _epoch(ts: datetime | None) -> int | None:
-    return None if ts is None else int(ts.timestamp())
-
-
 def _row(a: Alert) -> tuple:
     created = int(a.created_at.timestamp())
+    closed = a.closed_at
     return (a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, created,
-            _epoch(a.closed_at), a.stage, a.verdict, created // 86400, BUCKET_CODE[a.bucket])
+            None if closed is None else int(closed.timestamp()), a.stage, a.verdict, created // 86400,
+            BUCKET_CODE[bucket_of(a.stage, a.verdict)])
 
 
 def path_from_url(url: str) -> str:
@@ -108,10 +106,6 @@ class SQLiteStore(AlertStore):
         conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: the primary key B-tree stays hot during big imports
         self._conn = conn
         self._migrate(migrate_to)
-        conn.execute("""CREATE TEMP TABLE IF NOT EXISTS stage (
-            source TEXT, alert_id TEXT, rule_id TEXT, platform_rule_id TEXT, rule_title TEXT, created_at INTEGER,
-            closed_at INTEGER, stage TEXT, verdict TEXT, day INTEGER, bucket INTEGER,
-            PRIMARY KEY (source, alert_id))""")
 
     def _migrate(self, target: int) -> None:
         conn = self._conn
@@ -138,50 +132,50 @@ class SQLiteStore(AlertStore):
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("DELETE FROM temp.stage")
-            conn.executemany("INSERT OR REPLACE INTO temp.stage VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            staged = conn.execute("SELECT COUNT(*) FROM temp.stage").fetchone()[0]
-            # Take the previous state of alerts already stored out of the rollup before overwriting them.
-            conn.execute(f"""
-                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
-                SELECT rule_id, day, -SUM(b = 0), -SUM(b = 1), -SUM(b = 2), -SUM(b = 3) FROM (
-                    SELECT a.rule_id, a.created_at / 86400 AS day, {BUCKET_SQL} AS b
-                    FROM temp.stage s JOIN alerts a ON a.source = s.source AND a.alert_id = s.alert_id)
-                GROUP BY rule_id, day
-                ON CONFLICT (rule_id, day) DO UPDATE SET n_open = n_open + excluded.n_open,
-                    n_closed = n_closed + excluded.n_closed, n_rejected = n_rejected + excluded.n_rejected,
-                    n_benign = n_benign + excluded.n_benign""")
-            updated = conn.execute("""SELECT COUNT(*) FROM temp.stage s JOIN alerts a
-                                      ON a.source = s.source AND a.alert_id = s.alert_id""").fetchone()[0]
-            conn.execute("""
+            # The previous state of alerts already stored leaves the rollup before they are overwritten.
+            old = self._existing(rows)
+            conn.executemany(f"""
                 INSERT INTO alerts (source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at,
-                                    stage, verdict)
-                SELECT source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict
-                FROM temp.stage WHERE true
+                                    stage, verdict) VALUES (?,?,?,?,?,?,?,?,?)
                 ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
                     platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
                     created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
-                    verdict = excluded.verdict""")
-            conn.execute("""
-                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
-                SELECT rule_id, day, SUM(bucket = 0), SUM(bucket = 1), SUM(bucket = 2), SUM(bucket = 3)
-                FROM temp.stage GROUP BY rule_id, day
+                    verdict = excluded.verdict""", [r[:9] for r in rows])
+            conn.executemany("""
+                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign) VALUES (?,?,?,?,?,?)
                 ON CONFLICT (rule_id, day) DO UPDATE SET n_open = n_open + excluded.n_open,
                     n_closed = n_closed + excluded.n_closed, n_rejected = n_rejected + excluded.n_rejected,
-                    n_benign = n_benign + excluded.n_benign""")
-            conn.execute("""
-                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id)
-                SELECT rule_id, MAX(rule_title), MAX(platform_rule_id) FROM temp.stage GROUP BY rule_id
+                    n_benign = n_benign + excluded.n_benign""",
+                rollup_delta(((r[2], r[9], r[10]) for r in rows), old))
+            conn.executemany("""
+                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id) VALUES (?,?,?)
                 ON CONFLICT (rule_id) DO UPDATE SET
                     rule_title = CASE WHEN excluded.rule_title <> '' THEN excluded.rule_title ELSE rule_title END,
                     platform_rule_id = CASE WHEN excluded.platform_rule_id <> ''
-                                            THEN excluded.platform_rule_id ELSE platform_rule_id END""")
-            conn.execute("DELETE FROM temp.stage")
+                                            THEN excluded.platform_rule_id ELSE platform_rule_id END""",
+                rule_infos(rows))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return UpsertResult(inserted=staged - updated, updated=updated)
+        return UpsertResult(inserted=len(rows) - len(old), updated=len(old))
+
+    def _existing(self, rows: list[tuple]) -> list[tuple]:
+        """(rule_id, day, bucket) of the stored alerts these rows will overwrite."""
+        conn = self._conn
+        assert conn is not None
+        by_source: dict[str, list[str]] = {}
+        for r in rows:
+            by_source.setdefault(r[0], []).append(r[1])
+        out: list[tuple] = []
+        for source, ids in by_source.items():
+            for i in range(0, len(ids), 30_000):  # SQLite binds at most 32,766 parameters
+                chunk = ids[i:i + 30_000]
+                out.extend(conn.execute(
+                    f"""SELECT a.rule_id, a.created_at / 86400, {BUCKET_SQL} FROM alerts a
+                        WHERE a.source = ? AND a.alert_id IN ({",".join("?" * len(chunk))})""",
+                    [source, *chunk]).fetchall())
+        return out
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         assert self._conn is not None

@@ -7,6 +7,7 @@ many rules never scan the alerts themselves.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -33,7 +34,7 @@ def bucket_of(stage: str, verdict: str | None) -> str:
     return "closed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Alert:
     source: str
     alert_id: str
@@ -123,6 +124,31 @@ def dedupe(alerts: Iterable[Alert]) -> list[Alert]:
     return list(latest.values())
 
 
+def rollup_delta(new: Iterable[tuple[str, object, int]], old: Iterable[tuple[str, object, int]]) -> list[tuple]:
+    """Rollup rows (rule_id, day, n_open, n_closed, n_rejected, n_benign) adding `new` and removing `old`
+    (each an iterable of (rule_id, day, bucket code)). Counting here beats a GROUP BY in the database."""
+    acc: dict[tuple[str, object], list[int]] = {}
+    for sign, items in ((1, new), (-1, old)):
+        for rule_id, day, bucket in items:
+            counts = acc.get((rule_id, day))
+            if counts is None:
+                counts = acc[(rule_id, day)] = [0, 0, 0, 0]
+            counts[bucket] += sign
+    return [(rule_id, day, *counts) for (rule_id, day), counts in acc.items() if any(counts)]
+
+
+def rule_infos(rows: Iterable[tuple]) -> list[tuple[str, str, str]]:
+    """(rule_id, title, platform id) per rule in a batch; the last non-empty value wins."""
+    info: dict[str, list[str]] = {}
+    for r in rows:
+        cur = info.setdefault(r[2], ["", ""])
+        if r[4]:
+            cur[0] = r[4]
+        if r[3]:
+            cur[1] = r[3]
+    return [(rule_id, title, prid) for rule_id, (title, prid) in info.items()]
+
+
 class AlertStore(abc.ABC):
     """Async interface shared by the SQLite and PostgreSQL stores (and any SIEM-backed store)."""
 
@@ -160,23 +186,42 @@ class AlertStore(abc.ABC):
 
     async def upsert_stream(self, alerts: Iterable[Alert] | AsyncIterable[Alert],
                             batch_size: int = 20_000) -> UpsertResult:
-        """Upsert in batches so a long stream is never held in memory."""
+        """Upsert in batches so a long stream is never held in memory.
+
+        One batch is written while the next one is read: the database works while the parser does.
+        """
         total = UpsertResult()
+        pending: asyncio.Task[UpsertResult] | None = None
+
+        async def flush(batch: list[Alert]) -> None:
+            nonlocal pending
+            if pending is not None:
+                total.__iadd__(await pending)
+            pending = asyncio.ensure_future(self.upsert_many(batch))
+            await asyncio.sleep(0)  # let it start (hand its work to the database) before reading on
+
         batch: list[Alert] = []
-        if isinstance(alerts, AsyncIterable):
-            async for a in alerts:
-                batch.append(a)
-                if len(batch) >= batch_size:
-                    total += await self.upsert_many(batch)
-                    batch = []
-        else:
-            for a in alerts:
-                batch.append(a)
-                if len(batch) >= batch_size:
-                    total += await self.upsert_many(batch)
-                    batch = []
-        if batch:
-            total += await self.upsert_many(batch)
+        try:
+            if isinstance(alerts, AsyncIterable):
+                async for a in alerts:
+                    batch.append(a)
+                    if len(batch) >= batch_size:
+                        await flush(batch)
+                        batch = []
+            else:
+                for a in alerts:
+                    batch.append(a)
+                    if len(batch) >= batch_size:
+                        await flush(batch)
+                        batch = []
+            if batch:
+                await flush(batch)
+            if pending is not None:
+                total += await pending
+                pending = None
+        finally:
+            if pending is not None:  # the source failed: let the batch in flight finish, then re-raise
+                await asyncio.gather(pending, return_exceptions=True)
         return total
 
     async def kpis(self, rule_ids: Sequence[str], window_days: int = 30, now: datetime | None = None,
