@@ -33,6 +33,9 @@ class Dropped(Exception):
     """The `drop` processor: the document is not indexed."""
 
 
+REQUIRED: Any = object()
+
+
 class Options:
     """A processor's option mapping, read key by key; whatever is left unread is an error."""
 
@@ -51,8 +54,8 @@ class Options:
             return default
         return self.config.pop(key)
 
-    def str(self, key: str, default: Any = MISSING, required: bool = False) -> Any:
-        v = self._take(key, default, required or default is MISSING)
+    def str(self, key: str, default: Any = REQUIRED) -> Any:
+        v = self._take(key, default, default is REQUIRED)
         if v is not default and not isinstance(v, str):
             raise ConfigError(f"[{key}] must be a string", key)
         return v
@@ -63,8 +66,8 @@ class Options:
             raise ConfigError(f"[{key}] must be true or false", key)
         return v
 
-    def strings(self, key: str, default: Any = MISSING, single_ok: bool = False) -> Any:
-        v = self._take(key, default, default is MISSING)
+    def strings(self, key: str, default: Any = REQUIRED, single_ok: bool = False) -> Any:
+        v = self._take(key, default, default is REQUIRED)
         if v is default:
             return v
         if single_ok and isinstance(v, str):
@@ -73,8 +76,8 @@ class Options:
             raise ConfigError(f"[{key}] must be a list of strings", key)
         return v
 
-    def any(self, key: str, default: Any = MISSING) -> Any:
-        return self._take(key, default, default is MISSING)
+    def any(self, key: str, default: Any = REQUIRED) -> Any:
+        return self._take(key, default, default is REQUIRED)
 
     def finish(self) -> None:
         if self.config:
@@ -234,7 +237,11 @@ class KvProcessor(_FieldProcessor):
             path = self.prefix + key
             if self.target:
                 path = f"{self.target}.{path}"
-            doc.append(path, [self._value(kv[1])])
+            # A new key is a scalar; a repeated one becomes a list (Elasticsearch's kv `append`).
+            if doc.has(path):
+                doc.append(path, [self._value(kv[1])])
+            else:
+                doc.set(path, self._value(kv[1]))
 
 
 def _pair(opening: str) -> str:
