@@ -8,6 +8,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from .evaluator.policy import RULE_POLICY
 from .yamldoc import Document, YamlError, load_all
 
 # Rule files beyond this size are refused before parsing: no real rule comes near it.
@@ -48,7 +49,8 @@ class RuleFile:
 def build_rule(data: dict[str, Any]) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
     cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
     try:
-        rule = cls.from_dict(data, collect_errors=True)
+        # RULE_POLICY: look-around regexes load (validated, never run here); `utf16le` is known.
+        rule = cls.from_dict(data, collect_errors=True, policy=RULE_POLICY)
     except SigmaError as e:
         return None, [e]
     except Exception as e:  # pySigma raises plain Python errors on some malformed inputs

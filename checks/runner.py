@@ -14,6 +14,8 @@ from .source import FileSource
 # check name -> module exposing `run(ctx: CheckContext) -> list[Finding]`
 CHECK_MODULES: dict[str, str] = {
     "syntax": "checks.syntax",
+    "tests": "checks.tests_check",
+    "ads": "checks.ads",
 }
 
 
