@@ -35,6 +35,10 @@ _ACTIONS = {
 }
 
 
+# Run ids that a job of this process owns right now; the recovery sweep never touches them.
+ACTIVE_RUNS: set[int] = set()
+
+
 def run_name(check: str) -> str:
     return f"detbot/{check}"
 
@@ -152,8 +156,13 @@ class CheckRunSet:
                 body["external_id"] = self.external_id
             run = await self.gh.post(f"/repos/{self.repo}/check-runs", data=body)
             self.ids[check] = int(run["id"])
+            ACTIVE_RUNS.add(self.ids[check])
         await asyncio.gather(*(one(c) for c in self.checks))
         self.requests += len(self.checks)
+
+    def _done(self, check: str, conclusion: str) -> None:
+        self.concluded[check] = conclusion
+        ACTIVE_RUNS.discard(self.ids[check])
 
     async def _patch(self, check: str, body: dict[str, Any]) -> None:
         await self.gh.patch(f"/repos/{self.repo}/check-runs/{self.ids[check]}", data=body)
@@ -180,7 +189,7 @@ class CheckRunSet:
         if batches:
             body["output"]["annotations"] = batches[-1]
         await self._patch(check, body)
-        self.concluded[check] = conclusion
+        self._done(check, conclusion)
         log.info("check_run.concluded", repo=self.repo, head_sha=self.head_sha, check=check,
                  conclusion=conclusion, annotations=sum(map(len, batches)))
         return conclusion
@@ -191,7 +200,7 @@ class CheckRunSet:
         await self._patch(check, {"conclusion": "cancelled", "completed_at": _now(),
                                   "output": render_cancelled(check, reason).as_dict(),
                                   "actions": actions_for(check)})
-        self.concluded[check] = "cancelled"
+        self._done(check, "cancelled")
         return "cancelled"
 
     async def _each_pending(self, act: Callable[[str], Awaitable[Any]]) -> None:
