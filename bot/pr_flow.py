@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 import structlog
+from gidgethub import HTTPException
 
 from checks.config import Config, ConfigError
 from checks.findings import Finding
@@ -82,6 +83,13 @@ class HeadTracker:
         return check
 
 
+def describe_error(e: BaseException) -> str:
+    """One line a reviewer can act on: GitHub's status and message, or the exception."""
+    if isinstance(e, HTTPException):
+        return f"the GitHub API answered {int(e.status_code)} {e.status_code.phrase}: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
 def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
     out: dict[str, list[Finding]] = defaultdict(list)
     for f in findings:
@@ -115,6 +123,11 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
     return dict(await asyncio.gather(*(one(c) for c in checks)))
 
 
+async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
+    await asyncio.wait([creating])
+    await runs.cancel_pending()
+
+
 async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: IsCurrent | None = None,
                              executor: Executor | None = None, checks: Iterable[str] = PR_CHECKS,
                              ) -> dict[str, str]:
@@ -126,8 +139,11 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
     if is_current is not None and not await is_current():
         bound.info("pr_flow.stale_before_start")
         return {}
-    await runs.create()
+    # Shielded: a cancellation while the runs are being created must still let us learn their ids to
+    # conclude them.
+    creating = asyncio.ensure_future(runs.create())
     try:
+        await asyncio.shield(creating)
         fetcher = Fetcher(gh, target.repo)
         try:
             config = await fetcher.config(target.default_branch)
@@ -153,11 +169,11 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
         return dict(runs.concluded)
     except asyncio.CancelledError:
         bound.info("pr_flow.cancelled")
-        await asyncio.shield(runs.cancel_pending())
+        await asyncio.shield(_cancel_after(creating, runs))
         raise
     except Exception as e:  # noqa: BLE001 -- every failure must still conclude the runs
         bound.exception("pr_flow.error")
-        await runs.fail_pending(f"{type(e).__name__}: {e}")
+        await runs.fail_pending(describe_error(e))
         return dict(runs.concluded)
     finally:
         if runs.pending:
