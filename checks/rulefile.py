@@ -8,6 +8,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
+from .evaluator.policy import RULE_POLICY
 from .yamldoc import Document, YamlError, decode, load_all
 
 # Rule files beyond this size are refused before parsing: no real rule comes near it.
@@ -61,8 +62,10 @@ def build_rule(data: dict[str, Any], path: str | None = None
                ) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
     cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
     try:
-        # The source lets pySigma's file-name validators see the path.
-        rule = cls.from_dict(data, collect_errors=True, source=_Location(path) if path else None)
+        # The source lets pySigma's file-name validators see the path; RULE_POLICY lets look-around
+        # regexes load (validated, never run here) and knows `utf16le`.
+        rule = cls.from_dict(data, collect_errors=True, source=_Location(path) if path else None,
+                             policy=RULE_POLICY)
     except SigmaError as e:
         return None, [e]
     except Exception as e:  # pySigma raises plain Python errors on some malformed inputs
