@@ -21,7 +21,7 @@ from checks.config import Config
 from checks.rulefile import parse_rule_file
 from checks.runner import run_checks
 from checks.source import LocalSource, MemorySource
-from checks.yamldoc import YamlError, load_all
+from checks.yamldoc import load_all
 
 CORPUS = Path(__file__).parent / "corpus"
 

@@ -16,7 +16,7 @@ from sigma.modifiers import reverse_modifier_mapping
 from sigma.rule import SigmaDetectionItem, SigmaLogSource
 
 from . import attack, offline
-from .config import CONFIG_PATH, ConfigError
+from .config import ConfigError
 from .findings import Finding, Level
 from .locate import Locator
 from .repository import is_rule_path
@@ -323,4 +323,4 @@ def run(ctx: CheckContext) -> list[Finding]:
     return syntax.findings
 
 
-__all__ = ["run", "CHECK", "CONFIG_PATH"]
+__all__ = ["run", "CHECK"]
