@@ -24,7 +24,7 @@ from sigma.types import (
 from . import condition as cond
 from .event import EventView, FieldValue, view_of
 from .fields import MISSING
-from .values import Test, UnsupportedValue, keyword_value, never, value_test
+from .values import Test, UnsupportedValue, keyword_value, never, test_atoms, value_test
 
 
 class CompileError(ValueError):
@@ -90,11 +90,27 @@ class _Item:
         self.refs = {v.field for v in values if isinstance(v, SigmaFieldReference)}
         self.fast = self._build_fast()
 
+    def clauses(self) -> list[list[tuple]]:
+        """Necessary conditions in conjunctive form: every clause (a list of (field, atom) pairs)
+        has an atom that holds whenever this item holds. [] when nothing is known."""
+        if self.negated or not self.tests:
+            return []
+        per_value = [test_atoms(t) for t in self.tests]
+        if self.all:
+            return [[(self.field, a) for a in atoms] for atoms in per_value if atoms]
+        if any(a is None for a in per_value):
+            return []
+        return [[(self.field, a) for atoms in per_value for a in atoms]]  # type: ignore[union-attr]
+
     def _fieldvalue(self, view: EventView) -> FieldValue:
         return view.field(self.field) if self.field is not None else view.leaves()
 
     def _build_fast(self) -> Callable[[EventView], bool]:
         tests, name, negated = self.tests, self.field, self.negated
+        if not self.all and name is not None and not negated:
+            direct = _direct_fast(tests, name)
+            if direct is not None:
+                return direct
         if self.all:
             def combined(fv: FieldValue, view: EventView) -> bool:
                 for t in tests:
@@ -130,6 +146,60 @@ class _Item:
             if any(t(one, view) for t in self.tests):
                 return x
         return MISSING
+
+
+MAX_CLAUSES = 3
+
+
+def _combine(children: list[list[list[tuple]]], conjunction: bool) -> list[list[tuple]]:
+    """AND: every child's clauses hold; OR: one clause made of each child's shortest clause."""
+    if conjunction:
+        out = [c for child in children for c in child]
+        return sorted(out, key=len)[:MAX_CLAUSES]
+    if any(not child for child in children):
+        return []
+    if len(children) == 1:
+        return children[0]
+    return [[a for child in children for a in min(child, key=len)]]
+
+
+def _direct_fast(tests: list[Test], name: str) -> Callable[[EventView], bool] | None:
+    """The hot path for the commonest item: one field, plain case-insensitive strings of one shape."""
+    shapes = [getattr(t, "shape", None) for t in tests]
+    if not shapes or any(sh is None or sh[2] for sh in shapes):
+        return None
+    kinds = {sh[0] for sh in shapes}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    texts = tuple(sh[1] for sh in shapes)
+    if kind == "exact":
+        wanted = frozenset(texts)
+
+        def fast(view: EventView) -> bool:
+            return not wanted.isdisjoint(view.field(name).lows)
+    elif kind == "suffix":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                if x.endswith(texts):
+                    return True
+            return False
+    elif kind == "prefix":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                if x.startswith(texts):
+                    return True
+            return False
+    elif kind == "contains":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                for t in texts:
+                    if t in x:
+                        return True
+            return False
+    else:
+        return None
+    return fast
 
 
 def _grouped_any(tests: list[Test]) -> Test:
@@ -197,13 +267,29 @@ class _Detection:
                 mods = [reverse_modifier_mapping.get(m.__name__, m.__name__) for m in child.modifiers]
                 item_path = path + ("|".join([child.field or "", *mods]),)
             self.children.append(_Item(identifier, item_path, child, mods, placeholders, errors))
-        fasts = [c.fast for c in self.children]
+        fasts = tuple(c.fast for c in self.children)
         if len(fasts) == 1:
             self.fast = fasts[0]
+        elif len(fasts) == 2:
+            f1, f2 = fasts
+            self.fast = (lambda view: f1(view) and f2(view)) if self.all else (lambda view: f1(view) or f2(view))
         elif self.all:
-            self.fast = lambda view: all(f(view) for f in fasts)
+            def every(view: EventView) -> bool:
+                for f in fasts:
+                    if not f(view):
+                        return False
+                return True
+            self.fast = every
         else:
-            self.fast = lambda view: any(f(view) for f in fasts)
+            def some(view: EventView) -> bool:
+                for f in fasts:
+                    if f(view):
+                        return True
+                return False
+            self.fast = some
+
+    def clauses(self) -> list[list[tuple]]:
+        return _combine([c.clauses() for c in self.children], self.all)
 
     def items(self) -> list[_Item]:
         out: list[_Item] = []
@@ -263,6 +349,19 @@ class CompiledRule:
         # Same tree, asking a resolver that records each identifier it evaluates.
         traced = [cond.build(t, lambda i: (lambda resolve: resolve(i))) for t in self.trees]
         self._traced = traced[0] if len(traced) == 1 else (lambda r: any(f(r) for f in traced))
+
+    def necessary_clauses(self) -> list[list[tuple]]:
+        """Clauses of (field, atom) pairs: in every event the rule matches, each clause has an atom
+        that holds. The rule index uses them to skip rules that cannot match. [] = no constraint."""
+        return _combine([self._tree_clauses(t) for t in self.trees], False)
+
+    def _tree_clauses(self, tree: Any) -> list[list[tuple]]:
+        from sigma.conditions import ConditionIdentifier, ConditionNOT, ConditionOR
+        if isinstance(tree, ConditionIdentifier):
+            return self.detections[tree.identifier].clauses()
+        if isinstance(tree, ConditionNOT):
+            return []
+        return _combine([self._tree_clauses(a) for a in tree.args], not isinstance(tree, ConditionOR))
 
     def matches(self, event: Mapping[str, Any] | EventView) -> bool:
         """The outcome only: the fastest way to ask."""

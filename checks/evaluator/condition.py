@@ -57,12 +57,22 @@ def build(tree: Any, leaf: Callable[[str], Any]) -> Any:
         if len(args) == 2:
             a, b = args
             return lambda x: a(x) and b(x)
-        return lambda x: all(f(x) for f in args)
+        def every(x: Any) -> bool:
+            for f in args:
+                if not f(x):
+                    return False
+            return True
+        return every
     if isinstance(tree, ConditionOR):
         if len(args) == 2:
             a, b = args
             return lambda x: a(x) or b(x)
-        return lambda x: any(f(x) for f in args)
+        def some(x: Any) -> bool:
+            for f in args:
+                if f(x):
+                    return True
+            return False
+        return some
     raise ValueError(f"unexpected condition element {tree!r}")
 
 
