@@ -117,6 +117,32 @@ def string_test(s: SigmaString) -> Test:
     return test
 
 
+def plain_shapes(v: Any) -> list[tuple] | None:
+    """[(kind, lower-cased text, False)] for a case-insensitive string (or an expansion of them,
+    from windash/base64offset) without placeholders whose shape has a direct str-method test
+    (exact, prefix, suffix, contains); None otherwise."""
+    if isinstance(v, SigmaExpansion):
+        out: list[tuple] = []
+        for sub in v.values:
+            shapes = plain_shapes(sub)
+            if shapes is None:
+                return None
+            out.extend(shapes)
+        return out
+    if type(v) is not SigmaString or v.contains_placeholder():
+        return None
+    kind, text = string_shape(v)
+    if kind in ("any", "pattern"):
+        return None
+    return [(kind, text.lower(), False)]  # type: ignore[union-attr]
+
+
+def shape_atom(kind: str, text: str, cased: bool = False) -> tuple:
+    esc = re.escape(text.lower())
+    return ("s", "(?s)" + {"exact": f"^{esc}$", "prefix": f"^{esc}", "suffix": f"{esc}$",
+                           "contains": esc}[kind])
+
+
 def _atom(kind: str, text: str | None, s: SigmaString) -> tuple | None:
     """An RE2 pattern on lower-cased text that holds whenever the string test holds (cased tests
     included: a case-sensitive match is also a case-insensitive one). Used by the rule index."""
@@ -124,9 +150,7 @@ def _atom(kind: str, text: str | None, s: SigmaString) -> tuple | None:
         return None
     if kind == "pattern":
         return ("s", "^(?:" + wildcard_regex(s, True) + ")$")
-    esc = re.escape(text.lower())  # type: ignore[union-attr]
-    return ("s", "(?s)" + {"exact": f"^{esc}$", "prefix": f"^{esc}", "suffix": f"{esc}$",
-                           "contains": esc}[kind])
+    return shape_atom(kind, text)  # type: ignore[arg-type]
 
 
 def test_atoms(test: Test) -> list[tuple] | None:
@@ -176,7 +200,8 @@ def regex_test(r: SigmaRegularExpression) -> Test:
     flags = 0
     for flag in r.flags:
         flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
-    rx = GuardedRegex(str(r.regexp), flags)
+    # pySigma validated the pattern when it parsed the rule; compile on first use (saves memory).
+    rx = GuardedRegex(str(r.regexp), flags, lazy=True)
     search = rx.search
 
     def test(fv: FieldValue, view: EventView) -> bool:
