@@ -76,5 +76,23 @@ def build(tree: Any, leaf: Callable[[str], Any]) -> Any:
     raise ValueError(f"unexpected condition element {tree!r}")
 
 
+try:  # pySigma's cached pyparsing step; SigmaCondition.parse deep-copies its result on every call
+    from sigma.conditions import _parse_condition_string
+except ImportError:  # pragma: no cover - older/newer pySigma
+    _parse_condition_string = None
+
+
+def _parse(c: Any) -> Any:
+    # The cached tree is shared, which is safe here: nothing below mutates it (expand builds new
+    # operator nodes and only reads identifiers and selectors). The deep copy cost more than the
+    # rest of compiling a rule.
+    if _parse_condition_string is None or "|" in c.condition:
+        return c.parse(postprocess=False)
+    try:
+        return _parse_condition_string(c.condition)
+    except Exception:
+        return c.parse(postprocess=False)  # raises pySigma's own error for the message
+
+
 def parse_conditions(rule: SigmaRule) -> list[Any]:
-    return [expand(c.parse(postprocess=False), rule) for c in rule.detection.parsed_condition]
+    return [expand(_parse(c), rule) for c in rule.detection.parsed_condition]
