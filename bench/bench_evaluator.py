@@ -118,6 +118,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", type=int, default=3000)
     ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="runs per engine, alternating; the fastest run of each is shown (shared machines are noisy)")
     ap.add_argument("--engine", choices=["evaluator", "sqlite"], help=argparse.SUPPRESS)
     ap.add_argument("--rules-dir", help=argparse.SUPPRESS)
     ap.add_argument("--events-file", help=argparse.SUPPRESS)
@@ -132,16 +134,20 @@ def main() -> None:
         write_corpus(rules_dir, args.rules)
         events_file = Path(tmp) / "events.json"
         events_file.write_text(json.dumps(make_events(args.events)))
-        results = {}
-        for engine in ("evaluator", "sqlite"):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--engine", engine, "--rules-dir", str(rules_dir),
-                 "--events-file", str(events_file)],
-                capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            if proc.returncode:
-                sys.exit(f"{engine} failed:\n{proc.stderr}")
-            results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"workload: {args.rules} rules x {args.events} events")
+        results: dict[str, dict] = {}
+        for _ in range(max(1, args.repeat)):
+            for engine in ("evaluator", "sqlite"):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--engine", engine, "--rules-dir", str(rules_dir),
+                     "--events-file", str(events_file)],
+                    capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                if proc.returncode:
+                    sys.exit(f"{engine} failed:\n{proc.stderr}")
+                run = json.loads(proc.stdout.strip().splitlines()[-1])
+                best = results.get(engine)
+                if best is None or run["load"] + run["eval"] < best["load"] + best["eval"]:
+                    results[engine] = run
+    print(f"workload: {args.rules} rules x {args.events} events (best of {max(1, args.repeat)} runs each)")
     print(f"{'':28}{'evaluator':>14}{'sqlite':>14}")
     rows = [
         ("rules loaded", lambda r: f"{r['rules']}"),

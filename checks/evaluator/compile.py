@@ -90,16 +90,15 @@ class _Item:
         refs = {v.field for v in values if isinstance(v, SigmaFieldReference)}
         self.refs = refs or _NO_REFS
         self._tests: list[Test] | None = None
-        self._shapes = None
+        self._shapes = False
         direct = None
         if self.field is not None and not self.negated:
             shapes = [plain_shapes(v) for v in values]
             if shapes and all(shapes):
-                self._shapes = shapes
-                direct = (_direct_all(shapes, self.field) if self.all else
+                direct = (_direct_all(shapes, self.field) if self.all else  # type: ignore[arg-type]
                           _direct_fast([sh for group in shapes for sh in group], self.field))  # type: ignore[union-attr]
-                if direct is None:
-                    self._shapes = None
+                # Only a flag is kept: the shapes are recomputed for the (one-off) rule index.
+                self._shapes = direct is not None
         if direct is None:
             self._build_tests(errors)
             direct = self._build_fast()
@@ -134,8 +133,8 @@ class _Item:
         has an atom that holds whenever this item holds. [] when nothing is known."""
         if self.negated or not self._specs:
             return []
-        if self._shapes is not None:
-            per_value = [[shape_atom(*sh) for sh in group] for group in self._shapes]
+        if self._shapes:
+            per_value = [[shape_atom(*sh) for sh in plain_shapes(v)] for v in self._specs]  # type: ignore[union-attr]
         else:
             per_value = [test_atoms(t) for t in self.tests]
         if self.all:
