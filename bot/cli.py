@@ -10,6 +10,7 @@ COMMANDS = [
     "bot.commands.check",
     "bot.commands.explain",
     "bot.commands.new_rule",
+    "bot.commands.replay",
 ]
 
 
