@@ -171,6 +171,43 @@ def _item_phrase(item: Any) -> str:
     return f"{item.field} {verb or 'equal to'} {shown}"
 
 
+def partners(compiled: CompiledRule, name: str) -> list[str]:
+    """Identifiers that must be true together with `name` for it to count: its AND siblings up to the
+    nearest `not` above it (a filter `not (a and b)` excludes only when a and b both hold)."""
+    from sigma.conditions import ConditionAND, ConditionIdentifier, ConditionNOT, ConditionOR
+
+    def first_ids(node: Any) -> list[str]:
+        if isinstance(node, ConditionIdentifier):
+            return [node.identifier]
+        if isinstance(node, ConditionOR):
+            return first_ids(node.args[0]) if node.args else []
+        if isinstance(node, ConditionAND):
+            return [i for a in node.args for i in first_ids(a)]
+        return []  # a nested `not`: nothing simple to ask for
+
+    def path_to(node: Any, trail: list[Any]) -> list[Any] | None:
+        if isinstance(node, ConditionIdentifier):
+            return trail + [node] if node.identifier == name else None
+        for a in getattr(node, "args", ()):
+            found = path_to(a, trail + [node])
+            if found:
+                return found
+        return None
+
+    for tree in getattr(compiled, "trees", []):
+        trail = path_to(tree, [])
+        if not trail:
+            continue
+        out: list[str] = []
+        for parent, child in zip(reversed(trail[:-1]), reversed(trail[1:])):
+            if isinstance(parent, ConditionNOT):
+                break
+            if isinstance(parent, ConditionAND):
+                out += [i for a in parent.args if a is not child for i in first_ids(a)]
+        return [i for i in dict.fromkeys(out) if i != name]
+    return []
+
+
 def hint(compiled: CompiledRule, name: str) -> str:
     det = compiled.detections[name]
     items = det.items()
@@ -290,8 +327,10 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
             msg = (f"no test where {row.name} alone makes the rule match: add a match event with "
                    f"{hint(compiled, row.name)} (and the rest of the condition met)")
         else:
+            with_ = partners(compiled, row.name)
+            extra = "".join(f" and {hint(compiled, p)} ({p})" for p in with_[:3])
             msg = (f"no test where {row.name} alone excludes the event: add a no_match event with "
-                   f"{hint(compiled, row.name)}")
+                   f"{hint(compiled, row.name)}{extra}")
         seen = f" ({row.name} was true in {row.seen_true} and false in {row.seen_false} test events)"
         add(row.line, "failure", "Identifier not decisive", msg + seen)
     if cov.values_total and cov.value_percent < settings.value_min_percent:

@@ -234,3 +234,27 @@ def test_correlation_in_pull_request_mode_finds_rules_outside_the_change():
              "rules/corr.yml": CORR.encode()}
     result = run_checks(MemorySource(files), Config(), changed=["rules/corr.yml"], only=["coverage"])
     assert result.findings == []
+
+
+def test_filter_and_group_hint_names_the_whole_event():
+    rule = """\
+title: t
+logsource: {product: windows}
+detection:
+    selection:
+        Image|endswith: '\\rundll32.exe'
+    filter_parent:
+        ParentImage|endswith: '\\Updater.exe'
+    filter_dll:
+        CommandLine|contains: '\\Citrix\\'
+    condition: selection and not (filter_parent and filter_dll)
+"""
+    tests = ("- name: m\n  expect: match\n  event: {Image: 'C:\\rundll32.exe'}\n"
+             "- name: n\n  expect: no_match\n  event: {Image: 'C:\\notepad.exe'}\n")
+    got = {line: msg for line, _, msg in failures(run(tests, rule))}
+    assert got[6].startswith("no test where filter_parent alone excludes the event: add a no_match event with "
+                             "ParentImage ending in '\\Updater.exe' and CommandLine containing '\\Citrix\\' "
+                             "(filter_dll)")
+    assert got[8].startswith("no test where filter_dll alone excludes the event: add a no_match event with "
+                             "CommandLine containing '\\Citrix\\' and ParentImage ending in '\\Updater.exe' "
+                             "(filter_parent)")
