@@ -75,31 +75,30 @@ def ads_path_for(rule_path: str, config: Config) -> str:
     return config.ads_path.format(dir=dirname(rule_path), name=_stem(rule_path)).lstrip("/")
 
 
-class _TestIndex:
-    """Test files by the rule they belong to, built in one pass: looking them up per rule by scanning every
-    path made discovery quadratic (minutes on a few thousand rules)."""
+def _companions(all_paths: list[str]) -> dict[str, list[str]]:
+    """Test files by the rule stem they belong to ('rules/x' -> its .tests.yml and .tests/ files), in one
+    pass over the listing, so discovering N rules costs O(N) rather than O(N^2)."""
+    index: dict[str, list[str]] = {}
+    for p in all_paths:
+        if p.endswith(TESTS_FILE):
+            index.setdefault(p[: -len(TESTS_FILE)], []).append(p)
+        elif p.endswith(".tests.yaml"):
+            index.setdefault(p[: -len(".tests.yaml")], []).append(p)
+        elif f"{TESTS_DIR}/" in p and p.endswith((".yml", ".yaml", ".json")):
+            head = p.split(f"{TESTS_DIR}/", 1)[0]
+            index.setdefault(head, []).append(p)
+    return index
 
-    def __init__(self, all_paths: Iterable[str]):
-        self.files: dict[str, list[str]] = {}
-        for p in all_paths:
-            if p.endswith((TESTS_FILE, ".tests.yaml")):
-                self.files.setdefault(p.rsplit(".tests.", 1)[0], []).append(p)
-            elif f"{TESTS_DIR}/" in p and p.endswith((".yml", ".yaml", ".json")):
-                self.files.setdefault(p.split(f"{TESTS_DIR}/", 1)[0], []).append(p)
 
-    def for_rule(self, rule_path: str) -> list[str]:
-        return self.files.get(join(dirname(rule_path), _stem(rule_path)), [])
-
-
-def _bundle(rule_path: str, all_paths: Iterable[str] | _TestIndex, config: Config) -> RuleBundle:
-    index = all_paths if isinstance(all_paths, _TestIndex) else _TestIndex(all_paths)
-    return RuleBundle(rule_path, list(index.for_rule(rule_path)), ads_path_for(rule_path, config))
+def _bundle(rule_path: str, companions: dict[str, list[str]], config: Config) -> RuleBundle:
+    d, stem = dirname(rule_path), _stem(rule_path)
+    return RuleBundle(rule_path, list(companions.get(join(d, stem), [])), ads_path_for(rule_path, config))
 
 
 def discover(source: FileSource, config: Config) -> list[RuleBundle]:
     all_paths = list(source.paths())
-    index = _TestIndex(all_paths)
-    return [_bundle(p, index, config) for p in all_paths if is_rule_path(p, config)]
+    companions = _companions(all_paths)
+    return [_bundle(p, companions, config) for p in all_paths if is_rule_path(p, config)]
 
 
 def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
@@ -133,5 +132,5 @@ def bundles_for_changed(changed: Iterable[str], source: FileSource, config: Conf
         owner = owner_rule(path, all_set, config)
         if owner is not None:
             rules[owner] = None
-    index = _TestIndex(all_list)
-    return [_bundle(r, index, config) for r in rules]
+    companions = _companions(all_list)
+    return [_bundle(r, companions, config) for r in rules]
