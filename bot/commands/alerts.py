@@ -113,7 +113,11 @@ async def _sync(args: argparse.Namespace, settings: AlertSettings) -> int:
         print(f"detbot: set {siem.api_key_env} to a Sekoia.io API key", file=sys.stderr)
         return 2
     end = datetime.now(timezone.utc)
-    start = end - timedelta(days=args.days or settings.days)
+    days = settings.days if args.days is None else args.days
+    if days < 1:
+        print("detbot: --days must be at least 1", file=sys.stderr)
+        return 2
+    start = end - timedelta(days=days)
     rules = args.rule or siem.rules or None
     stats = SyncStats()
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=120)

@@ -69,7 +69,7 @@ def to_text(rows: list[RuleKpi], days: int) -> str:
 
 async def _main(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    days = args.days or settings.days
+    days = settings.days if args.days is None else args.days
     if days < 1:
         print("detbot: --days must be at least 1", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ GITHUB_LIMIT = 65_536
 # Lines in chart order; GitHub renders xychart-beta without a legend, so the colours are fixed and named below.
 SERIES = (("open", "#bf8700", "🟨"), ("closed", "#1a7f37", "🟩"), ("rejected", "#cf222e", "🟥"),
           ("benign", "#8250df", "🟪"))
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
 ChangedRule = tuple  # (rule_id, title, path)
 
@@ -31,6 +31,7 @@ def md_text(text: str, limit: int = 100) -> str:
     text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[:limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # no HTML from a rule file
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
@@ -108,8 +109,20 @@ def _charts(rows: Sequence[RuleKpi], count: int) -> list[str]:
 
 
 def _fit(head: str, rows: list[str], rest_note: Callable[[int], str], tail: list[str], limit: int) -> str:
-    """Head, as many rows as fit, a note for the rows left out, then whichever tail blocks still fit."""
-    budget = limit - size(head) - 2 * 1024  # room for the note on what was left out
+    """Head, as many rows as fit, a note for the rows left out, then the tail blocks (charts).
+
+    Charts are budgeted first, up to half the limit: five charts of the noisiest rules say more than the
+    thousandth table row.
+    """
+    note_room = 1024
+    kept_tail: list[str] = []
+    tail_size = 0
+    for block in tail:
+        n = size(block) + 2
+        if tail_size + n <= (limit - size(head) - note_room) // 2:
+            kept_tail.append(block)
+            tail_size += n
+    budget = limit - size(head) - tail_size - note_room
     kept: list[str] = []
     used = 0
     for r in rows:
@@ -121,11 +134,7 @@ def _fit(head: str, rows: list[str], rest_note: Callable[[int], str], tail: list
     parts = [head + "\n" + "\n".join(kept)]
     if len(kept) < len(rows):
         parts.append(rest_note(len(rows) - len(kept)))
-    body = "\n\n".join(parts)
-    for block in tail:
-        if size(body) + size(block) + 2 < limit:
-            body += "\n\n" + block
-    return body
+    return "\n\n".join(parts + kept_tail)
 
 
 def render_comment(rows: list[RuleKpi], changed_rules: Sequence[ChangedRule], *, days: int | None = None,
