@@ -67,3 +67,19 @@ def test_cli_kpi_text_json_markdown_and_rule_files(tmp_path, capsys, monkeypatch
     (tmp_path / "broken.yml").write_text("title: no id\n")
     assert main(["kpi", "broken.yml", "--store", store]) == 2
     assert "has no `id`" in capsys.readouterr().err
+
+
+async def test_comment_and_view_from_an_open_store(tmp_path):
+    from checks.kpi.comment import MARKER
+    from checks.kpi.settings import AlertSettings
+    from checks.kpi.views import kpi_comment, kpi_view
+    async with await open_store(f"sqlite:///{tmp_path}/a.db") as store:
+        await store.upsert_many(alerts_for("r1", [(1, "closed", "false_positive")] * 12, "Stored title"))
+        settings = AlertSettings(days=14, benign_positive="rejected", charts=2)
+        body = await kpi_comment(store, [("r1", "Title from the PR", "rules/r1.yml"), ("r2", "New", "rules/r2.yml")],
+                                 settings, link=lambda p: f"https://github.com/o/r/blob/abc/{p}")
+        assert body.startswith(MARKER) and "(last 14 days)" in body
+        assert "[Title from the PR](https://github.com/o/r/blob/abc/rules/r1.yml)" in body
+        assert "**100%**" in body and "no production history" in body
+        view = await kpi_view(store, ["r1"], settings, days=7)
+        assert MARKER not in view and "(last 7 days)" in view and "Stored title" in view
