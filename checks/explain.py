@@ -177,11 +177,17 @@ def explain_evaluation(compiled: CompiledRule, ev: Evaluation) -> str:
     return " ".join(parts)
 
 
-def explain_outcome(expect: str, compiled: list[tuple[str, CompiledRule]], evaluations: list[Evaluation]) -> str:
-    """A test's event against every detection rule of its file."""
+def explain_outcome(expect: str | None, compiled: list[tuple[str, CompiledRule]],
+                    evaluations: list[Evaluation]) -> str:
+    """An event against every detection rule of its file; `expect` None when there is no expectation."""
     matched = any(e.matched for e in evaluations)
-    head = (f"expected {expect}, but the rule {'matched' if matched else 'did not match'}" if
-            (expect == "match") != matched else f"expected {expect}, and the rule {'matched' if matched else 'did not match'}")
+    did = "matched" if matched else "did not match"
+    if expect is None:
+        head = f"the rule {did}"
+    elif (expect == "match") != matched:
+        head = f"expected {expect}, but the rule {did}"
+    else:
+        head = f"expected {expect}, and the rule {did}"
     if len(compiled) == 1:
         return f"{head}: {explain_evaluation(compiled[0][1], evaluations[0])}"
     parts = [f"{head}."]

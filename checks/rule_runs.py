@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaRule
@@ -95,6 +95,15 @@ def bundle_runs(ctx: Any, bundle: RuleBundle) -> BundleRuns:
         runs = [evaluate_test(t, docs) for t in tests.tests] if any(d.compiled for d in docs) else []
         hit = ctx.cache[key] = BundleRuns(docs, correlations, tests, runs)
     return hit
+
+
+def evaluated_bundles(ctx: Any, label: str) -> Iterator[tuple[RuleBundle, BundleRuns]]:
+    """Each bundle of the run whose rule file holds a rule, with its shared runs; progress ticks as it goes.
+    Files that hold no rule at all are the syntax check's business."""
+    for n, bundle in enumerate(ctx.bundles, 1):
+        ctx.tick(label, n, len(ctx.bundles))
+        if any(isinstance(d.data, dict) for d in ctx.rule_file(bundle.rule_path).docs):
+            yield bundle, bundle_runs(ctx, bundle)
 
 
 _TIME_FIELDS = ("@timestamp", "timestamp", "TimeCreated_SystemTime", "UtcTime", "time", "EventTime")

@@ -61,6 +61,8 @@ class TestEvent:
 class LoadedTests:
     tests: list[TestEvent] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # Events given without an expectation (load_event_file on a bare event or an export).
+    bare: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -460,6 +462,7 @@ def load_event_file(source: FileSource, path: str) -> LoadedTests:
             _load_single(source, path, out, {}, None)
             return out
         stem = splitext(basename(path))[0]
+        out.bare = True
         for n, (line, record) in enumerate(records, 1):
             fields = sigma_fields(record) if isinstance(record, dict) and "Event" in record else record
             if not isinstance(fields, dict):
@@ -478,6 +481,7 @@ def load_event_file(source: FileSource, path: str) -> LoadedTests:
     elif isinstance(data, dict) and ("expect" in data or "event" in data):
         _load_single(source, path, out, {}, None)
     elif isinstance(data, dict):
+        out.bare = True
         out.tests.append(TestEvent(splitext(basename(path))[0], "match", data, None, None, path, 1,
                                    event_lines=[1], events_path=path))
     else:

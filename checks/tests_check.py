@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .explain import explain_outcome
 from .findings import Finding
-from .rule_runs import BundleRuns, TestRun, bundle_runs
+from .rule_runs import BundleRuns, TestRun, evaluated_bundles
 from .runner import CheckContext
 
 CHECK = "tests"
@@ -35,12 +35,7 @@ def explain_run(run: TestRun, runs: BundleRuns) -> str:
 
 def run(ctx: CheckContext) -> list[Finding]:
     findings: list[Finding] = []
-    for n, bundle in enumerate(ctx.bundles, 1):
-        ctx.tick("tests", n, len(ctx.bundles))
-        rf = ctx.rule_file(bundle.rule_path)
-        if not any(isinstance(d.data, dict) for d in rf.docs):
-            continue
-        runs = bundle_runs(ctx, bundle)
+    for bundle, runs in evaluated_bundles(ctx, "tests"):
         findings += runs.tests.findings
         rule_id = next((d.doc.rule_id for d in runs.docs), None)
         for d in runs.docs:

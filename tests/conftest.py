@@ -5,3 +5,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "rules-repo"
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
+
+# The fake GitHub's fixtures (`fake_github`) for every test module.
+pytest_plugins = ["tests.fakegithub.fixtures"]

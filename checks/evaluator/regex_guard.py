@@ -40,6 +40,9 @@ class GuardedRegex:
     def __init__(self, pattern: str, flags: int = 0, timeout: float = DEFAULT_TIMEOUT):
         self.pattern, self.flags, self.timeout = pattern, flags, timeout
         try:
+            if "$" in pattern and not flags & re.MULTILINE:
+                # PCRE's `$` also matches before a final newline; RE2's only at the very end.
+                raise re2.error("end anchor")
             self._search = _re2_compile(pattern, flags).search
             self.engine = "re2"
         except re2.error:

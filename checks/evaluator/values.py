@@ -131,7 +131,8 @@ def bool_test(b: SigmaBool) -> Test:
 
     def test(fv: FieldValue, view: EventView) -> bool:
         for x in fv.scalars:
-            if x is want or (isinstance(x, str) and x.lower() == text):
+            # 1/0 are how many stores (SQLite among them) keep booleans
+            if x is want or (type(x) is int and x == want) or (isinstance(x, str) and x.lower() == text):
                 return True
         return False
     return test
