@@ -274,3 +274,35 @@ def test_drop_and_fail():
     assert result.status == "dropped" and result.source is None
     assert run([{"drop": {"if": "ctx.level == 'debug'"}}], {"level": "info"}).status == "ok"
     assert "bad level info" in failure([{"fail": {"message": "bad level {{level}}"}}], {"level": "info"})
+
+
+def test_dot_expander_documented_behaviour():
+    assert ok([{"dot_expander": {"field": "foo.bar"}}], {"foo.bar": "value"}) == {"foo": {"bar": "value"}}
+    assert ok([{"dot_expander": {"field": "foo.bar"}}], {"foo.bar": "value2", "foo": {"bar": "value1"}}) == \
+        {"foo": {"bar": ["value1", "value2"]}}
+    assert ok([{"dot_expander": {"field": "foo.bar", "override": True}}],
+              {"foo.bar": "value2", "foo": {"bar": "value1"}}) == {"foo": {"bar": "value2"}}
+    assert ok([{"dot_expander": {"field": "*"}}], {"id.orig_h": "10.0.0.1", "id.resp_p": 53, "q": 1}) == \
+        {"id": {"orig_h": "10.0.0.1", "resp_p": 53}, "q": 1}
+    assert ok([{"dot_expander": {"field": "*", "path": "zeek"}}], {"zeek": {"id.orig_h": "x"}}) == \
+        {"zeek": {"id": {"orig_h": "x"}}}
+    with pytest.raises(PipelineError, match="does not contain a dot"):
+        Pipeline({"processors": [{"dot_expander": {"field": "plain"}}]})
+
+
+def test_foreach_over_lists_and_objects_with_templated_field_names():
+    assert ok([{"foreach": {"field": "values", "processor": {"uppercase": {"field": "_ingest._value"}}}}],
+              {"values": ["foo", "bar", "baz"]}) == {"values": ["FOO", "BAR", "BAZ"]}
+    out = ok([{"foreach": {"field": "Parameters", "processor": {"set": {
+        "field": "params.{{_ingest._value.Name}}", "value": "{{_ingest._value.Value}}"}}}}],
+        {"Parameters": [{"Name": "MoveToFolder", "Value": "RSS"}, {"Name": "DeleteMessage", "Value": "True"}]})
+    assert out["params"] == {"MoveToFolder": "RSS", "DeleteMessage": "True"}
+    out = ok([{"foreach": {"field": "m", "processor": {"set": {"field": "keys", "value": "{{_ingest._key}}"}}}}],
+             {"m": {"a": 1}})
+    assert out["keys"] == "a"
+    assert ok([{"foreach": {"field": "nope", "ignore_missing": True, "processor": {"drop": {}}}}], {}) == {}
+    assert "cannot be cast to [java.lang.String]" in failure(
+        [{"foreach": {"field": "values", "processor": {"uppercase": {"field": "_ingest._value"}}}}],
+        {"values": ["ok", 5]})
+    with pytest.raises(PipelineError, match=r"processor \[script\] is not supported"):
+        Pipeline({"processors": [{"foreach": {"field": "v", "processor": {"script": {"source": "x"}}}}]})
