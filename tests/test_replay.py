@@ -283,3 +283,18 @@ def test_cli_markdown_all(repo, capsys):
     assert cli(["replay", str(repo), "--all", "--format", "markdown", "--offline"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("### Replay") and "Every replayed test" in out
+
+
+async def test_a_test_failing_on_its_stored_event_has_no_baseline(repo):
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(
+        "- name: mislabelled\n  expect: match\n  event: {event.action: accepted, user.name: alice}\n"
+        "  raw: 'Accepted password for alice from 10.0.0.1 port 22 ssh2'\n"
+        "- name: stale stored event\n  expect: match\n  event: {event.action: accepted, user.name: alice}\n"
+        "  raw: 'Accepted password for root from 10.0.0.1 port 22 ssh2'\n")
+    report = await replay(repo, rule_ids=["ssh_root"])
+    by_name = {r.test_name: r for r in report.results}
+    assert by_name["mislabelled"].verdict == "SKIPPED" and "fails the same way" in by_name["mislabelled"].detail
+    stale = by_name["stale stored event"]
+    assert stale.verdict == "SKIPPED" and "gives the expected outcome" in stale.detail
+    assert [c.field for c in stale.field_diff] == ["user.name"]
+    assert not report.broken
