@@ -298,3 +298,18 @@ async def test_a_test_failing_on_its_stored_event_has_no_baseline(repo):
     assert stale.verdict == "SKIPPED" and "gives the expected outcome" in stale.detail
     assert [c.field for c in stale.field_diff] == ["user.name"]
     assert not report.broken
+
+
+async def test_issue_body_groups_broken_tests_by_rule_and_is_stable(repo, tmp_path):
+    from checks.replay.report import render_issue
+    (repo / "rules/windows/evil.tests.yml").write_text(OTHER_TESTS.split("- name: missing pipeline")[0])
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(TESTS.split("- name: garbage line")[0])
+    assert render_issue(await replay(repo)) is None
+    (repo / "parsers/sshd.yml").write_text(PIPELINE.replace("USERNAME:user.name", "USERNAME:user.id"))
+    with ReplayCache(tmp_path / "c.sqlite") as cache:
+        first = render_issue(await replay(repo, cache=cache))
+        second = render_issue(await replay(repo, cache=cache))
+    assert first == second
+    assert first.count("### ") == 1 and "`rules/linux/ssh_root.yml`" in first
+    assert "**RULE_BROKEN**: test 'root login'" in first and '`user.name`: "root" → (absent)' in first
+    assert "**FIELD_DRIFT**: test 'normal user'" in first

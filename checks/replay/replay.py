@@ -32,7 +32,7 @@ from ..source import FileSource
 from ..testevents import TestEvent, bundle_tests
 from .backends import BackendError, ParserBackend, ParseResult, errors_for
 from .cache import ReplayCache, raw_digest
-from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings
+from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings, parser_files
 
 VERDICTS = ("PASS", "RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR", "SKIPPED")
 BROKEN = ("RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR")
@@ -47,10 +47,10 @@ class FieldChange:
 
     def describe(self) -> str:
         if self.kind == "vanished":
-            return f"{self.field}: {_show(self.before)} -> (absent)"
+            return f"{self.field}: {_show(self.before)} → (absent)"
         if self.kind == "appeared":
-            return f"{self.field}: (absent) -> {_show(self.after)}"
-        return f"{self.field}: {_show(self.before)} -> {_show(self.after)}"
+            return f"{self.field}: (absent) → {_show(self.after)}"
+        return f"{self.field}: {_show(self.before)} → {_show(self.after)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "kind": self.kind, "before": self.before, "after": self.after}
@@ -159,12 +159,7 @@ def _rule_keys(bundle: RuleBundle, ctx: CheckContext) -> set[str]:
 
 
 def _parsers_in(changed: Iterable[str], settings: ReplaySettings) -> set[str]:
-    prefix = settings.parsers_dir.rstrip("/") + "/"
-    names = set()
-    for path in changed:
-        if path.startswith(prefix) and path.endswith((".yml", ".yaml", ".json")) and "/" not in path[len(prefix):]:
-            names.add(splitext(path[len(prefix):])[0])
-    return names
+    return {splitext(basename(p))[0] for p in parser_files(changed, settings)}
 
 
 def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[str] | None,
