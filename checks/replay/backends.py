@@ -128,6 +128,8 @@ class EmbeddedBackend:
             pipeline = Pipeline(doc.data, parser, resolve)
         except PipelineError as e:
             raise BackendError(f"{path}:{doc.line(e.path)}: {e}") from None
+        except Exception as e:  # an executor bug must not take the whole replay down
+            raise BackendError(f"{path}: cannot load the pipeline: {type(e).__name__}: {e}") from None
         self._pipelines[parser] = pipeline
         return pipeline
 
@@ -162,7 +164,12 @@ class EmbeddedBackend:
         stamp = datetime.now(timezone.utc).isoformat()
         out: list[ParseResult] = []
         for raw in raw_logs:
-            r = pipeline.run_message(raw, stamp)
+            try:
+                r = pipeline.run_message(raw, stamp)
+            except Exception as e:  # an executor bug: this log's result, not the batch's
+                out.append(ParseResult("error", None, [], version, f"embedded executor failed on this log: "
+                                       f"{type(e).__name__}: {e}"))
+                continue
             if r.status == "ok":
                 out.append(ParseResult("ok", r.source, r.warnings, version))
             else:

@@ -146,6 +146,7 @@ def _compile_step(item: Any, path: tuple[Any, ...], resolver: Resolver | None) -
     if not isinstance(item, dict) or len(item) != 1:
         raise PipelineError("each processor must be a mapping with exactly one key, the processor type", path)
     type_, options = next(iter(item.items()))
+    type_ = str(type_)
     here = path + (type_,)
     if type_ not in PROCESSORS and type_ not in _COMPOUND:
         raise PipelineError(f"processor [{type_}] is not supported by the embedded executor "
@@ -191,10 +192,10 @@ class Pipeline:
     def __init__(self, definition: Any, name: str = "", resolver: Resolver | None = None):
         if not isinstance(definition, dict):
             raise PipelineError("a pipeline definition must be a mapping with `processors`")
-        unknown = set(definition) - PIPELINE_KEYS
+        unknown = sorted(str(k) for k in definition if k not in PIPELINE_KEYS)
         if unknown:
-            raise PipelineError(f"unknown key(s) {sorted(unknown)} (known: {', '.join(sorted(PIPELINE_KEYS))})",
-                                (sorted(unknown)[0],))
+            raise PipelineError(f"unknown key(s) {unknown} (known: {', '.join(sorted(PIPELINE_KEYS))})",
+                                (unknown[0],))
         if "processors" not in definition:
             raise PipelineError("[processors] required property is missing")
         self.name = name

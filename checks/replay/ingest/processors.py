@@ -81,8 +81,9 @@ class Options:
 
     def finish(self) -> None:
         if self.config:
+            names = sorted(str(k) for k in self.config)
             raise ConfigError(f"processor [{self.type}] doesn't support one or more provided configuration "
-                              f"parameters {sorted(self.config)}", sorted(self.config)[0])
+                              f"parameters {names}", names[0])
 
 
 def _compile_regex(pattern: str, key: str) -> regex.Pattern[str]:
