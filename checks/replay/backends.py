@@ -33,6 +33,8 @@ from .ingest.pipeline import Pipeline, PipelineError
 
 # Bump when the embedded executor changes behaviour: cached results of older executors are then ignored.
 EMBEDDED_ENGINE_VERSION = "1"
+# Embedded batches above this many logs are parsed in a worker thread.
+THREAD_THRESHOLD = 64
 PARSER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("ok", "unparsed", "error")
 MAX_ERROR_BODY = 300
@@ -177,7 +179,10 @@ class EmbeddedBackend:
         return out
 
     async def parse_batch(self, parser: str, raw_logs: list[str]) -> list[ParseResult]:
-        return self.parse_batch_sync(parser, raw_logs)
+        if len(raw_logs) <= THREAD_THRESHOLD:
+            return self.parse_batch_sync(parser, raw_logs)
+        # A large batch is CPU work: off the event loop, so a server keeps answering meanwhile.
+        return await asyncio.to_thread(self.parse_batch_sync, parser, raw_logs)
 
 
 def _called_pipelines(data: Any) -> list[str]:

@@ -307,6 +307,46 @@ def _skipped(w: _Work, detail: str) -> ReplayResult:
                         rule_title=w.title, expect=t.expect, parser=w.parser, backend=w.backend)
 
 
+Slots = list["ReplayResult | _Work"]
+Groups = dict[tuple[str, str], list[int]]
+
+
+def _plan(ctx: CheckContext, settings: ReplaySettings, bundles: list[RuleBundle], available: set[str],
+          progress: Callable[[str, int, int], None] | None) -> tuple[Slots, Groups]:
+    """One slot per test: already a result (SKIPPED) or work to parse, grouped by (backend, parser)."""
+    config = ctx.config
+    slots: Slots = []
+    groups: Groups = {}
+    for n, bundle in enumerate(bundles, 1):
+        if progress:
+            progress("replay", n, len(bundles))
+        rf = ctx.rule_file(bundle.rule_path)
+        docs, _ = compile_docs(rf.docs, config.placeholders)
+        first = next((d for d in rf.docs if isinstance(d.data, dict)), None)
+        rule_id = first.rule_id if first else None
+        title = str(first.data.get("title") or "") if first else ""
+        for t in bundle_tests(ctx, bundle).tests:
+            w = _Work(bundle, docs, t, rule_id, title)
+            w.parser = _parser_of(t, bundle, ctx)
+            if w.parser:
+                w.backend = backend_name_for(w.parser, config, settings)
+            if not any(d.compiled for d in docs):
+                reason = next((d.error for d in docs if d.error), None) or "no detection rule in the file"
+                slots.append(_skipped(w, f"the rule cannot be evaluated: {reason}"))
+            elif t.raw is None or t.raw == "":
+                slots.append(_skipped(w, "no raw log (`raw`) to replay"))
+            elif not w.parser:
+                slots.append(_skipped(w, "no parser: set `parser` on the test or map the rule's logsource "
+                                         "to a parser under `parsers:` in .github/detbot.yml"))
+            elif w.backend not in available:
+                slots.append(_skipped(w, f"parser backend [{w.backend}] is not available here"))
+            else:
+                w.raw = raw_text(t.raw)
+                groups.setdefault((w.backend, w.parser), []).append(len(slots))
+                slots.append(w)
+    return slots, groups
+
+
 async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | None = None,
                      cache: ReplayCache | None = None, *, changed: Iterable[str] | None = None,
                      backends: Mapping[str, ParserBackend] | None = None, allow_remote: bool = True,
@@ -314,45 +354,23 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
     """Replay the selected rules' tests (all rules when neither `rule_ids` nor `changed` is given).
 
     Raises checks.config.ConfigError for an invalid `replay:` section. `backends` replaces the ones the config
-    describes (e.g. shared by the bot across runs); `allow_remote=False` keeps to the embedded backend."""
+    describes (e.g. shared by the bot across runs); `allow_remote=False` keeps to the embedded backend.
+    The CPU-bound parts (loading, compiling, evaluating) run in worker threads, so a server's event loop
+    stays responsive during a whole-catalog replay."""
     settings = parse_settings(config)
     ctx = CheckContext(source, config, [])
-    bundles, unknown = select_bundles(ctx, settings, rule_ids, changed)
-    ctx.bundles = bundles
     own = backends is None
     available = dict(backends) if backends is not None else build_backends(settings, source,
                                                                            allow_remote=allow_remote)
-    report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
-    slots: list[ReplayResult | _Work] = []
-    groups: dict[tuple[str, str], list[int]] = {}
+
+    def prepare() -> tuple[list[RuleBundle], list[str], Slots, Groups]:
+        bundles, unknown = select_bundles(ctx, settings, rule_ids, changed)
+        ctx.bundles = bundles
+        return (bundles, unknown, *_plan(ctx, settings, bundles, set(available), progress))
+
     try:
-        for n, bundle in enumerate(bundles, 1):
-            if progress:
-                progress("replay", n, len(bundles))
-            rf = ctx.rule_file(bundle.rule_path)
-            docs, _ = compile_docs(rf.docs, config.placeholders)
-            first = next((d for d in rf.docs if isinstance(d.data, dict)), None)
-            rule_id = first.rule_id if first else None
-            title = str(first.data.get("title") or "") if first else ""
-            for t in bundle_tests(ctx, bundle).tests:
-                w = _Work(bundle, docs, t, rule_id, title)
-                w.parser = _parser_of(t, bundle, ctx)
-                if w.parser:
-                    w.backend = backend_name_for(w.parser, config, settings)
-                if not any(d.compiled for d in docs):
-                    reason = next((d.error for d in docs if d.error), None) or "no detection rule in the file"
-                    slots.append(_skipped(w, f"the rule cannot be evaluated: {reason}"))
-                elif t.raw is None or t.raw == "":
-                    slots.append(_skipped(w, "no raw log (`raw`) to replay"))
-                elif not w.parser:
-                    slots.append(_skipped(w, "no parser: set `parser` on the test or map the rule's logsource "
-                                             "to a parser under `parsers:` in .github/detbot.yml"))
-                elif w.backend not in available:
-                    slots.append(_skipped(w, f"parser backend [{w.backend}] is not available here"))
-                else:
-                    w.raw = raw_text(t.raw)
-                    groups.setdefault((w.backend, w.parser), []).append(len(slots))
-                    slots.append(w)
+        bundles, unknown, slots, groups = await asyncio.to_thread(prepare)
+        report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
 
         async def run_group(key: tuple[str, str], idx: list[int]) -> None:
             backend = available[key[0]]
@@ -360,8 +378,11 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
             results, cached = await parse_cached(backend, key[1], raws, cache)  # type: ignore[arg-type]
             report.cache_hits += sum(cached)
             report.parsed += sum(not c and r.status != "error" for r, c in zip(results, cached))
-            for i, r, c in zip(idx, results, cached):
-                slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
+
+            def judge() -> None:
+                for i, r, c in zip(idx, results, cached):
+                    slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
+            await asyncio.to_thread(judge)
 
         await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
     finally:
