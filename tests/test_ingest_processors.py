@@ -176,6 +176,11 @@ def test_date_formats_in_order_timezone_and_output():
               {"d": "1465750800123"})["@timestamp"] == "2016/06/12 17:00"
     assert ok([{"date": {"field": "d", "formats": ["dd/MMM/yyyy:HH:mm:ss Z"]}}],
               {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T20:55:36.000Z"
+    # With a non-UTC timezone, a java-time pattern keeps the offset written in the text (Elasticsearch's DateFormat).
+    assert ok([{"date": {"field": "d", "formats": ["dd/MMM/yyyy:HH:mm:ss Z"], "timezone": "Europe/Paris"}}],
+              {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T13:55:36.000-07:00"
+    assert ok([{"date": {"field": "d", "formats": ["ISO8601"], "timezone": "Europe/Paris"}}],
+              {"d": "2000-10-10T13:55:36-07:00"})["@timestamp"] == "2000-10-10T22:55:36.000+02:00"
 
 
 def test_date_unparseable_fails_and_unsupported_pattern_is_load_error():

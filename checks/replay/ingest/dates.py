@@ -1,8 +1,9 @@
 """Date parsing and formatting for the `date` processor: ISO8601, UNIX, UNIX_MS and a subset of java-time
 patterns (y u M d H h m s S a E X x Z z, 'literals', [optional sections]).
 
-A date without an offset is read in the processor's `timezone` (default UTC); every result is then expressed
-in that zone (Elasticsearch's `withZoneSameInstant`). A pattern without a year takes the current year.
+A date without an offset is read in the processor's `timezone` (default UTC). Results are expressed in that
+zone, except that a java-time pattern read with a non-UTC `timezone` keeps an offset found in the text (as
+Elasticsearch's DateFormat does). A pattern without a year takes the current year.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def zone(name: str) -> tzinfo:
     m = regex.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})?", name)
     if m:
         delta = timedelta(hours=int(m[2]), minutes=int(m[3] or 0))
-        return timezone(delta if m[1] == "+" else -delta)
+        return timezone(delta if m[1] == "+" else -delta) if delta else timezone.utc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -189,6 +190,7 @@ def _java_parser(pattern: str) -> Parser:
             hour += 12
         return datetime(v[0], v[1], v[2], hour, v[4], v[5], v[6], tzinfo=v[8] or tz)
 
+    parse.keeps_parsed_zone = True  # type: ignore[attr-defined]
     return parse
 
 
@@ -300,9 +302,14 @@ class DateParser:
     def parse(self, value: str) -> datetime:
         for p in self.parsers:
             try:
-                return p(value, self.tz).astimezone(self.tz)
+                dt = p(value, self.tz)
             except (ValueError, OverflowError, OSError):
                 continue
+            # As Elasticsearch: a java-time pattern read with a non-UTC `timezone` keeps an offset found in the
+            # text; every other case is expressed in `timezone`.
+            if getattr(p, "keeps_parsed_zone", False) and self.tz is not timezone.utc:
+                return dt
+            return dt.astimezone(self.tz)
         raise ProcessorError(f"unable to parse date [{value}]")
 
     def __call__(self, value: str) -> str:
