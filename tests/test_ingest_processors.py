@@ -50,6 +50,14 @@ def test_grok_dotted_and_ecs_bracket_names_nest():
     assert out["source"] == {"ip": "10.1.2.3"} and out["event"] == {"action": "logon"}
 
 
+def test_grok_repeated_semantic_collects_matched_values():
+    out = ok([{"grok": {"field": "m", "patterns": ["%{WORD:w} %{WORD:w}(?: %{INT:w:int})?( %{IP:never})?"]}}],
+             {"m": "alpha beta 3"})
+    assert out["w"] == ["alpha", "beta", 3] and "never" not in out
+    out = ok([{"grok": {"field": "m", "patterns": ["(?:%{INT:n}|%{WORD:n})"]}}], {"m": "word"})
+    assert out["n"] == "word"
+
+
 def test_grok_no_match_is_a_failure_with_elasticsearch_wording():
     err = failure([{"grok": {"field": "message", "patterns": ["^%{IP:ip}$"]}}], {"message": "not an ip"})
     assert "Provided Grok expressions do not match field value: [not an ip]" in err
