@@ -313,3 +313,34 @@ async def test_issue_body_groups_broken_tests_by_rule_and_is_stable(repo, tmp_pa
     assert first.count("### ") == 1 and "`rules/linux/ssh_root.yml`" in first
     assert "**RULE_BROKEN**: test 'root login'" in first and '`user.name`: "root" → (absent)' in first
     assert "**FIELD_DRIFT**: test 'normal user'" in first
+
+
+async def test_elasticsearch_backend_routed_by_config(repo, aiohttp_server, monkeypatch):
+    seen = []
+
+    async def get_pipeline(request: web.Request) -> web.Response:
+        seen.append(("GET", request.path, request.headers.get("Authorization")))
+        return web.json_response({request.match_info["id"]: {"processors": [{"json": {"field": "message"}}]}})
+
+    async def simulate(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(("POST", request.path, request.headers.get("Authorization")))
+        return web.json_response({"docs": [{"doc": {"_index": "_index", "_id": "_id",
+                                                    "_source": {"Image": "C:\\evil.exe", "message": d["_source"]["message"]},
+                                                    "_ingest": {"timestamp": "2024-01-01T00:00:00Z"}}}
+                                           for d in body["docs"]]})
+
+    app = web.Application()
+    app.router.add_get("/_ingest/pipeline/{id}", get_pipeline)
+    app.router.add_post("/_ingest/pipeline/{id}/_simulate", simulate)
+    server = await aiohttp_server(app)
+    monkeypatch.setenv("DETBOT_REPLAY_ES_KEY", "k3y")
+    (repo / ".github/detbot.yml").write_text(
+        CONFIG + "  - logsource: {product: windows}\n    parser: winproc\n    backend: siem\n"
+        f"replay:\n  backends:\n    siem:\n      type: elasticsearch\n      url: '{server.make_url('')}'\n"
+        "      pipeline_prefix: logs-\n      api_key_env: DETBOT_REPLAY_ES_KEY\n")
+    report = await replay(repo, rule_ids=["evil"])
+    r = {r.test_name: r for r in report.results}["no parser known"]
+    assert r.verdict == "PASS" and r.backend == "siem" and r.parser == "winproc"
+    assert ("GET", "/_ingest/pipeline/logs-winproc", "ApiKey k3y") in seen
+    assert ("POST", "/_ingest/pipeline/logs-winproc/_simulate", "ApiKey k3y") in seen
