@@ -204,6 +204,12 @@ async def test_changed_parser_selects_every_rule_it_parses(repo):
     report = await replay(repo, changed=["rules/windows/evil.tests.yml"])
     assert {r.rule_path for r in report.results} == {"rules/windows/evil.yml"}
     assert (await replay(repo, changed=["README.md"])).results == []
+    # A rule whose tests only use sshd_json, which calls sshd: a change to sshd replays it too.
+    (repo / "rules/linux/ssh_json.yml").write_text(RULE.replace("000000000001", "000000000003"))
+    (repo / "rules/linux/ssh_json.tests.yml").write_text("- name: via json\n" + TESTS.split("- name: stored as nested json\n")[1])
+    report = await replay(repo, changed=["parsers/sshd.yml"])
+    assert {r.rule_path for r in report.results} == {"rules/linux/ssh_root.yml", "rules/linux/ssh_json.yml"}
+    assert {r.verdict for r in report.results if r.rule_path.endswith("ssh_json.yml")} == {"PASS"}
 
 
 async def test_findings_renderers(repo):

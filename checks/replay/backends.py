@@ -148,7 +148,7 @@ class EmbeddedBackend:
         except LookupError as e:
             raise BackendError(str(e)) from None
         # Pipelines this one calls change its behaviour too.
-        called = sorted(set(_called_pipelines(doc.data)) - set(_stack) - {parser})
+        called = sorted(set(called_pipelines(doc.data)) - set(_stack) - {parser})
         subs = []
         for name in called:
             try:
@@ -190,7 +190,8 @@ class EmbeddedBackend:
         return await asyncio.to_thread(self.parse_batch_sync, parser, raw_logs)
 
 
-def _called_pipelines(data: Any) -> list[str]:
+def called_pipelines(data: Any) -> list[str]:
+    """Names of the pipelines a definition calls through `pipeline` processors."""
     found: list[str] = []
     stack = [data]
     while stack:

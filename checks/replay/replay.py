@@ -30,7 +30,7 @@ from ..rule_runs import CompiledDoc, compile_docs
 from ..runner import CheckContext
 from ..source import FileSource
 from ..testevents import TestEvent, bundle_tests
-from .backends import BackendError, ParserBackend, ParseResult, errors_for
+from .backends import BackendError, EmbeddedBackend, ParserBackend, ParseResult, called_pipelines, errors_for
 from .cache import ReplayCache, raw_digest
 from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings, parser_files
 
@@ -158,8 +158,28 @@ def _rule_keys(bundle: RuleBundle, ctx: CheckContext) -> set[str]:
     return keys
 
 
-def _parsers_in(changed: Iterable[str], settings: ReplaySettings) -> set[str]:
-    return {splitext(basename(p))[0] for p in parser_files(changed, settings)}
+def _parsers_in(changed: Iterable[str], settings: ReplaySettings, source: FileSource) -> set[str]:
+    """The parsers a change touches: the changed pipelines and, transitively, the pipelines calling them."""
+    touched = {splitext(basename(p))[0] for p in parser_files(changed, settings)}
+    if not touched:
+        return touched
+    embedded = EmbeddedBackend(source, settings.parsers_dir)
+    callers: dict[str, set[str]] = {}
+    for path in parser_files(source.paths(), settings):
+        name = splitext(basename(path))[0]
+        try:
+            _, doc = embedded.definition(name)
+        except (BackendError, LookupError):
+            continue
+        for called in called_pipelines(doc.data):
+            callers.setdefault(called, set()).add(name)
+    todo = list(touched)
+    while todo:
+        for caller in callers.get(todo.pop(), ()):
+            if caller not in touched:
+                touched.add(caller)
+                todo.append(caller)
+    return touched
 
 
 def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[str] | None,
@@ -180,7 +200,7 @@ def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[s
         return every, []
     changed = list(changed)
     chosen = bundles_for_changed(changed, ctx.source, ctx.config)
-    parsers = _parsers_in(changed, settings)
+    parsers = _parsers_in(changed, settings, ctx.source)
     if parsers:
         have = {b.rule_path for b in chosen}
         for b in every:
