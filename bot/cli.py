@@ -8,6 +8,7 @@ import sys
 # Each module exposes `register(subparsers)`, which sets `func(args) -> int` on its parser.
 COMMANDS = [
     "bot.commands.check",
+    "bot.commands.serve",
 ]
 
 
