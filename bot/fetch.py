@@ -1,0 +1,185 @@
+"""What a pull request touches, read through the API at its head SHA, and the config from the default branch.
+
+Only what the checks need is downloaded: the changed files' rule bundles are fetched up front in parallel, and any
+other file the checks follow a reference to (a SigmaHQ `regression_tests_path`, a parser definition for replay) is
+fetched on first read from the tree listing. PR content is data: it is read, parsed and never executed.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from posixpath import dirname
+from typing import Any, Iterable
+from urllib.parse import quote
+
+import structlog
+from gidgethub import HTTPException
+
+from checks.config import CONFIG_PATH, Config, parse_config
+from checks.repository import bundles_for_changed
+from checks.source import MemorySource
+
+log = structlog.get_logger(__name__)
+
+MAX_PR_FILES = 3000  # GitHub lists at most 3,000 files of a pull request
+FETCH_CONCURRENCY = 16
+# A hostile rule could reference many files; lazily fetched files beyond this are treated as absent.
+MAX_LAZY_FETCHES = 2000
+LAZY_FETCH_TIMEOUT = 60.0
+
+
+@dataclass
+class ChangedFiles:
+    paths: list[str]  # added, modified, renamed (new path): what exists at the head SHA
+    removed: list[str] = field(default_factory=list)
+    listed: int = 0
+    truncated: bool = False  # GitHub stopped at 3,000 files
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+async def list_changed_files(gh: Any, repo: str, number: int) -> ChangedFiles:
+    out = ChangedFiles([])
+    async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100"):
+        out.listed += 1
+        if f.get("status") == "removed":
+            out.removed.append(f["filename"])
+        else:
+            out.paths.append(f["filename"])
+        if out.listed >= MAX_PR_FILES:
+            out.truncated = True
+            break
+    return out
+
+
+def _decode_blob(obj: dict[str, Any]) -> bytes:
+    content = obj.get("content") or ""
+    if obj.get("encoding", "base64") == "base64":
+        return base64.b64decode(content)
+    return content.encode("utf-8")
+
+
+class TreeSource(MemorySource):
+    """A MemorySource over a git tree: the listing is the whole tree, `files` what was fetched so far.
+
+    `read` of a listed but unfetched file fetches it through the event loop; it is called from the worker thread
+    that runs the checks, never from the loop itself.
+    """
+
+    def __init__(self, files: dict[str, bytes], tree: dict[str, str], fetcher: "Fetcher | None" = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(files, tree.keys())
+        self.tree = tree
+        self._fetcher, self._loop = fetcher, loop
+        self.lazy_fetches = 0
+
+    def exists(self, path: str) -> bool:
+        return path in self.tree or path in self.files
+
+    def read(self, path: str) -> bytes:
+        if path in self.files:
+            return self.files[path]
+        if path not in self.tree or self._fetcher is None or self._loop is None:
+            raise FileNotFoundError(path)
+        if self.lazy_fetches >= MAX_LAZY_FETCHES:
+            raise FileNotFoundError(path)
+        self.lazy_fetches += 1
+        fut: Future[bytes] = asyncio.run_coroutine_threadsafe(self._fetcher.blob(self.tree[path]), self._loop)
+        self.files[path] = fut.result(LAZY_FETCH_TIMEOUT)
+        return self.files[path]
+
+
+class Fetcher:
+    def __init__(self, gh: Any, repo: str, concurrency: int = FETCH_CONCURRENCY) -> None:
+        self.gh, self.repo = gh, repo
+        self._sem = asyncio.Semaphore(concurrency)
+        self.requests = 0
+
+    async def blob(self, sha: str) -> bytes:
+        async with self._sem:
+            self.requests += 1
+            return _decode_blob(await self.gh.getitem(f"/repos/{self.repo}/git/blobs/{sha}"))
+
+    async def blobs(self, tree: dict[str, str], paths: Iterable[str]) -> dict[str, bytes]:
+        wanted = sorted({p for p in paths if p in tree})
+        contents = await asyncio.gather(*(self.blob(tree[p]) for p in wanted))
+        return dict(zip(wanted, contents))
+
+    async def tree(self, sha: str, needed_dirs: Iterable[str] = ()) -> dict[str, str]:
+        """path -> blob sha of every file at `sha`. When GitHub truncates the recursive listing (very large
+        repositories), walk only the directories that hold the files we need."""
+        self.requests += 1
+        t = await self.gh.getitem(f"/repos/{self.repo}/git/trees/{sha}?recursive=1")
+        if not t.get("truncated"):
+            return {e["path"]: e["sha"] for e in t.get("tree", []) if e.get("type") == "blob"}
+        log.warning("fetch.tree_truncated", repo=self.repo, sha=sha)
+        return await self._partial_tree(sha, needed_dirs)
+
+    async def _partial_tree(self, sha: str, dirs: Iterable[str]) -> dict[str, str]:
+        listing: dict[str, str] = {}
+        subtrees: dict[str, str] = {"": sha}
+        walked: set[str] = set()
+
+        async def walk(d: str) -> None:
+            if d in walked or d not in subtrees:
+                return
+            walked.add(d)
+            self.requests += 1
+            t = await self.gh.getitem(f"/repos/{self.repo}/git/trees/{subtrees[d]}")
+            for e in t.get("tree", []):
+                p = f"{d}/{e['path']}" if d else e["path"]
+                if e.get("type") == "tree":
+                    subtrees[p] = e["sha"]
+                elif e.get("type") == "blob":
+                    listing[p] = e["sha"]
+
+        for target in sorted(set(dirs)):
+            parts = [x for x in target.split("/") if x]
+            await walk("")
+            for i in range(1, len(parts) + 1):
+                await walk("/".join(parts[:i]))
+        # Directory-per-test layouts (`<name>.tests/`) sit one level below the rule's directory.
+        for d in [p for p in list(subtrees) if p.endswith(".tests") and dirname(p) in walked]:
+            await walk(d)
+        return listing
+
+    async def config(self, ref: str) -> Config:
+        """`.github/detbot.yml` at `ref` (the default branch); absent -> defaults. Raises ConfigError."""
+        try:
+            self.requests += 1
+            obj = await self.gh.getitem(f"/repos/{self.repo}/contents/{quote(CONFIG_PATH)}?ref={quote(ref)}")
+        except HTTPException as e:
+            if e.status_code == 404:
+                return Config()
+            raise
+        if isinstance(obj, list) or obj.get("type") != "file":
+            return Config()
+        raw = _decode_blob(obj) if obj.get("content") else await self.blob(obj["sha"])
+        return parse_config(raw)
+
+
+@dataclass
+class PullRequestSnapshot:
+    source: TreeSource
+    changed: ChangedFiles
+    rule_paths: list[str]
+
+
+async def snapshot(gh: Any, repo: str, number: int, head_sha: str, config: Config,
+                   fetcher: Fetcher | None = None) -> PullRequestSnapshot:
+    """The changed files, the tree at the head SHA and the touched rule bundles' files."""
+    fetcher = fetcher or Fetcher(gh, repo)
+    changed = await list_changed_files(gh, repo, number)
+    needed_dirs = {dirname(p) for p in changed.paths} | {dirname(CONFIG_PATH)}
+    tree = await fetcher.tree(head_sha, needed_dirs)
+    listing_only = MemorySource({}, tree.keys())
+    bundles = bundles_for_changed(changed.paths, listing_only, config)
+    wanted = {p for b in bundles for p in b.paths() if p}
+    files = await fetcher.blobs(tree, wanted)
+    source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
+    log.info("fetch.snapshot", repo=repo, pr=number, head_sha=head_sha, changed=len(changed),
+             rules=len(bundles), files=len(files), requests=fetcher.requests)
+    return PullRequestSnapshot(source, changed, [b.rule_path for b in bundles])

@@ -1,0 +1,180 @@
+"""The pull request flow: fetch what a PR touches, run the checks off the event loop, publish check runs.
+
+`check_pull_request` is one job for one head SHA. It creates the runs before any work, and concludes every one of
+them whatever happens: results, `skipped` (no rule touched, or check disabled), `failure` naming the reason
+(config error, detbot error), or `cancelled` (superseded by a newer push: cancellation of the job, or a stale SHA
+noticed before a publish).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import defaultdict
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable
+
+import structlog
+from gidgethub import HTTPException
+
+from checks.config import Config, ConfigError
+from checks.findings import Finding
+from checks.runner import CHECK_MODULES, RunResult, run_checks
+
+from .fetch import Fetcher, PullRequestSnapshot, snapshot
+from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text
+from .summary import (Output, render_check_output, render_config_error, render_disabled, render_skipped)
+
+log = structlog.get_logger(__name__)
+
+IsCurrent = Callable[[], Awaitable[bool]]
+
+_executor: Executor | None = None
+
+
+def check_executor() -> Executor:
+    """Checks are CPU-bound pure Python: a worker thread keeps the event loop answering webhooks, and lets the
+    checks read lazily fetched files back through the loop (see fetch.TreeSource)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="detbot-checks")
+    return _executor
+
+
+@dataclass(frozen=True)
+class PullRequestTarget:
+    """Which commit of which pull request a job is about."""
+
+    repo: str  # owner/name of the base repository (where check runs and comments live)
+    number: int
+    head_sha: str
+    default_branch: str
+    installation_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The queue key: one live job per pull request, newest head SHA wins."""
+        return f"{self.repo}#{self.number}"
+
+    @classmethod
+    def from_pull_request(cls, pr: dict[str, Any], installation_id: int | None = None) -> "PullRequestTarget":
+        base = pr["base"]["repo"]
+        return cls(base["full_name"], int(pr["number"]), pr["head"]["sha"],
+                   base.get("default_branch") or "main", installation_id)
+
+
+class HeadTracker:
+    """The newest head SHA seen per pull request, from webhooks. A job's SHA is current until a newer push
+    arrives; a worker that never saw the PR's events treats its own SHA as current."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, str] = {}
+
+    def update(self, key: str, head_sha: str) -> None:
+        self._heads[key] = head_sha
+
+    def newest(self, key: str) -> str | None:
+        return self._heads.get(key)
+
+    def is_current(self, target: PullRequestTarget) -> IsCurrent:
+        async def check() -> bool:
+            return self._heads.get(target.key, target.head_sha) == target.head_sha
+        return check
+
+
+def describe_error(e: BaseException) -> str:
+    """One line a reviewer can act on: GitHub's status and message, or the exception."""
+    if isinstance(e, HTTPException):
+        return f"the GitHub API answered {int(e.status_code)} {e.status_code.phrase}: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        out[f.check].append(f)
+    return out
+
+
+async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
+                              executor: Executor | None = None) -> RunResult:
+    loop = asyncio.get_running_loop()
+    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths)
+    return await loop.run_in_executor(executor or check_executor(), call)
+
+
+async def publish_results(runs: CheckRunSet, result: RunResult, settings: PublishSettings,
+                          checks: Iterable[str]) -> dict[str, str]:
+    by_check = group_by_check(result.findings)
+    shown = [c for c in PR_CHECKS if c in result.checks_run]
+
+    async def one(check: str) -> tuple[str, str]:
+        if check not in result.checks_run:
+            # Enabled, but this detbot has no implementation of it: say so rather than pass silently.
+            out = Output("Not available", f"**detbot/{check}** is not available in this version of detbot.")
+            return check, await runs.conclude(check, "skipped", out)
+        mine = by_check.get(check, [])
+        left_out = max(0, len(mine) - settings.max_annotations)
+        output = render_check_output(check, result.bundles, result.findings, shown, left_out)
+        return check, await runs.conclude(check, conclusion_for(mine, settings), output, mine,
+                                          settings.max_annotations)
+
+    return dict(await asyncio.gather(*(one(c) for c in checks)))
+
+
+async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
+    await asyncio.wait([creating])
+    await runs.cancel_pending()
+
+
+async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: IsCurrent | None = None,
+                             executor: Executor | None = None, checks: Iterable[str] = PR_CHECKS,
+                             ) -> dict[str, str]:
+    """Run the checks for one head SHA and conclude its check runs. Returns check -> conclusion posted."""
+    started = time.perf_counter()
+    bound = log.bind(repo=target.repo, pr=target.number, head_sha=target.head_sha)
+    runs = CheckRunSet(gh, target.repo, target.head_sha, checks, external_id=target.key,
+                       **({"is_current": is_current} if is_current else {}))
+    if is_current is not None and not await is_current():
+        bound.info("pr_flow.stale_before_start")
+        return {}
+    # Shielded: a cancellation while the runs are being created must still let us learn their ids to
+    # conclude them.
+    creating = asyncio.ensure_future(runs.create())
+    try:
+        await asyncio.shield(creating)
+        fetcher = Fetcher(gh, target.repo)
+        try:
+            config = await fetcher.config(target.default_branch)
+            settings = PublishSettings.from_config(config)
+        except ConfigError as e:
+            text = config_error_text(e)
+            bound.info("pr_flow.config_error", error=text)
+            await runs.conclude_pending("failure", lambda c: render_config_error(c, text))
+            return dict(runs.concluded)
+        snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
+        if not snap.rule_paths:
+            await runs.conclude_pending("skipped", lambda c: render_skipped(c, snap.changed.listed))
+            return dict(runs.concluded)
+        disabled = [c for c in runs.checks if not config.check(c).enabled]
+        await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))
+        if not await runs.is_current():
+            await runs.cancel_pending()
+            return dict(runs.concluded)
+        result = await run_checks_off_loop(snap, config, executor)
+        await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled])
+        bound.info("pr_flow.done", rules=len(snap.rule_paths), findings=len(result.findings),
+                   seconds=round(time.perf_counter() - started, 3), conclusions=runs.concluded)
+        return dict(runs.concluded)
+    except asyncio.CancelledError:
+        bound.info("pr_flow.cancelled")
+        await asyncio.shield(_cancel_after(creating, runs))
+        raise
+    except Exception as e:  # noqa: BLE001 -- every failure must still conclude the runs
+        bound.exception("pr_flow.error")
+        await runs.fail_pending(describe_error(e))
+        return dict(runs.concluded)
+    finally:
+        if runs.pending:
+            await asyncio.shield(runs.fail_pending("detbot stopped before finishing this check"))

@@ -1,0 +1,143 @@
+"""The daily replay of each installed repository's whole catalog, and the one issue that tracks breakage.
+
+The time of day comes from the `replay:` section of `.github/detbot.yml` on the default branch
+(`schedule: "03:00"`, UTC; `schedule: off` disables it). Breakage opens or updates ONE issue (found by a hidden
+marker and the bot's login) listing the broken rules with the fields that changed; it is closed when all pass.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime, time as dtime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Iterable
+
+import structlog
+
+from checks.config import Config
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TIME = dtime(3, 0)
+ISSUE_MARKER = "<!-- detbot:replay-daily -->"
+ISSUE_TITLE = "detbot: daily replay found broken rules"
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def schedule_time(config: Config) -> dtime | None:
+    """The configured time of day (UTC), None when the daily replay is off. Raises ConfigError."""
+    section = config.section("replay")
+    value = section.data.get("schedule", DEFAULT_TIME.strftime("%H:%M"))
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "none", "false")):
+        return None
+    # YAML 1.1 reads an unquoted 03:00 as the sexagesimal integer 180.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return dtime(value // 60, value % 60)
+    m = _HHMM.match(str(value).strip()) if isinstance(value, str) else None
+    if not m:
+        raise section.error("schedule", 'must be a time of day "HH:MM" (UTC), or off')
+    return dtime(int(m.group(1)), int(m.group(2)))
+
+
+def due(at: dtime, now: datetime, last_run: datetime | None) -> bool:
+    """True once today's slot has passed and it has not run since that slot."""
+    slot = datetime.combine(now.date(), at, tzinfo=timezone.utc)
+    if now < slot:
+        slot -= timedelta(days=1)
+    return last_run is None or last_run < slot
+
+
+def next_slot(at: dtime, now: datetime) -> datetime:
+    slot = datetime.combine(now.date(), at, tzinfo=timezone.utc)
+    return slot if slot > now else slot + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class IssueChange:
+    action: str  # opened | updated | unchanged | closed | none
+    number: int | None = None
+
+
+async def find_tracking_issue(gh: Any, repo: str, bot_login: str, marker: str = ISSUE_MARKER) -> dict | None:
+    url = f"/repos/{repo}/issues?state=open&creator={bot_login}&per_page=100"
+    async for issue in gh.getiter(url):
+        if issue.get("pull_request"):
+            continue
+        if marker in (issue.get("body") or "") and (issue.get("user") or {}).get("login", "").lower() \
+                == bot_login.lower():
+            return issue
+    return None
+
+
+async def update_tracking_issue(gh: Any, repo: str, bot_login: str, body: str | None, *,
+                                title: str = ISSUE_TITLE, marker: str = ISSUE_MARKER) -> IssueChange:
+    """`body` None means all pass: close the open issue if there is one. Otherwise open or update it."""
+    issue = await find_tracking_issue(gh, repo, bot_login, marker)
+    if body is None:
+        if issue is None:
+            return IssueChange("none")
+        await gh.post(f"/repos/{repo}/issues/{issue['number']}/comments",
+                      data={"body": "All rules pass the daily replay again. Closing."})
+        await gh.patch(f"/repos/{repo}/issues/{issue['number']}",
+                       data={"state": "closed", "state_reason": "completed"})
+        return IssueChange("closed", int(issue["number"]))
+    body = f"{marker}\n{body}"[:65536]
+    if issue is None:
+        created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+        return IssueChange("opened", int(created["number"]))
+    if issue.get("body") == body:
+        return IssueChange("unchanged", int(issue["number"]))
+    await gh.patch(f"/repos/{repo}/issues/{issue['number']}", data={"body": body})
+    return IssueChange("updated", int(issue["number"]))
+
+
+class DailyScheduler:
+    """Wakes every `tick` seconds; runs `replay_repo(gh, repo)` for each repository whose slot has passed.
+
+    `repositories()` yields (installation client, repository full name, default branch); `slot_for(gh, repo,
+    branch)` reads the configured time (None: off). Last runs are kept in memory; a repository first seen is
+    counted as just run, so a deploy or restart does not replay every catalog at once.
+    """
+
+    def __init__(self, repositories: Callable[[], Awaitable[Iterable[tuple[Any, str, str]]]],
+                 slot_for: Callable[[Any, str, str], Awaitable[dtime | None]],
+                 replay_repo: Callable[[Any, str, str], Awaitable[Any]], *, tick: float = 60.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.repositories, self.slot_for, self.replay_repo = repositories, slot_for, replay_repo
+        self.tick, self.clock = tick, clock
+        self.last_run: dict[str, datetime] = {}
+        self._task: asyncio.Task | None = None
+
+    async def run_due(self) -> list[str]:
+        ran = []
+        for gh, repo, branch in await self.repositories():
+            try:
+                at = await self.slot_for(gh, repo, branch)
+                now = self.clock()
+                self.last_run.setdefault(repo, now)
+                if at is None or not due(at, now, self.last_run.get(repo)):
+                    continue
+                self.last_run[repo] = now
+                await self.replay_repo(gh, repo, branch)
+                ran.append(repo)
+            except Exception as e:  # noqa: BLE001 -- one repository must not stop the others' replay
+                log.error("schedule.replay_failed", repo=repo, error=repr(e))
+        return ran
+
+    async def _loop(self) -> None:
+        while True:
+            await self.run_due()
+            await asyncio.sleep(self.tick)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="detbot-daily-replay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

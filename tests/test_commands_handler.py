@@ -1,0 +1,130 @@
+"""The comment command handler against the fake GitHub (actions recorded; the server tests run real ones)."""
+import pytest
+
+from bot.command_handlers import CommandError, forget_handled, handle_issue_comment
+from bot.github.app import GitHubApp
+from tests.fakegithub import issue_comment_event
+from tests.ghflow_support import base_files, good_rule
+
+INSTALLATION = 7
+
+
+class Recorded:
+    def __init__(self):
+        self.calls = []
+
+    async def recheck(self, gh, target):
+        self.calls.append(("recheck", target.head_sha))
+
+    async def replay(self, gh, target, rules):
+        self.calls.append(("replay", rules))
+        if "broken" in rules:
+            raise CommandError("no rule with id `broken` in this pull request")
+        return "replayed"
+
+    async def kpi(self, gh, target, days):
+        self.calls.append(("kpi", days))
+        return f"KPIs over {days} days"
+
+
+@pytest.fixture
+async def gh(fake_github):
+    forget_handled()
+    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
+    yield app.installation_client(INSTALLATION)
+    await app.close()
+
+
+@pytest.fixture
+def pr(fake_github):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    fake_github.set_permission(repo, "maintainer", "maintain")
+    fake_github.set_permission(repo, "writer", "write")
+    fake_github.set_permission(repo, "triager", "triage")
+    return fake_github.open_pull(repo, {"rules/windows/a.yml": good_rule(1)})
+
+
+def reactions(fake, payload):
+    return [r["content"] for r in fake.comments[payload["comment"]["id"]].reactions]
+
+
+def replies(fake, pr):
+    return [c.body for c in fake.issue_comments(pr.repo, pr.number) if c.user == fake.bot_login]
+
+
+async def test_authorised_commands_run_with_reactions(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "Please:\n/recheck\n/KPI --days 7\n", user="maintainer")
+    out = await handle_issue_comment(payload, gh, actions)
+    assert out.ok and out.ran == ["recheck", "kpi"]
+    assert actions.calls == [("recheck", pr.head_sha), ("kpi", 7)]
+    assert reactions(fake_github, payload) == ["eyes", "+1"]
+    (reply,) = replies(fake_github, pr)
+    assert "KPIs over 7 days" in reply
+
+
+async def test_triage_and_strangers_run_nothing_and_get_a_polite_reply(fake_github, gh, pr):
+    for user in ("triager", "stranger"):
+        actions = Recorded()
+        payload = issue_comment_event(fake_github, pr, "/replay", user=user)
+        out = await handle_issue_comment(payload, gh, actions)
+        assert out.refused and actions.calls == []
+        assert "write access" in replies(fake_github, pr)[-1] and f"@{user}" in replies(fake_github, pr)[-1]
+        assert "+1" not in reactions(fake_github, payload)
+
+
+async def test_bots_and_app_comments_are_ignored(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="maintainer")
+    payload["sender"]["login"] = "maintainer[bot]"
+    assert (await handle_issue_comment(payload, gh, actions)).ignored == "bot"
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="maintainer")
+    payload["sender"]["type"] = "Bot"
+    assert (await handle_issue_comment(payload, gh, actions)).ignored == "bot"
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="maintainer")
+    payload["comment"]["performed_via_github_app"] = {"id": 1, "slug": "other"}
+    assert (await handle_issue_comment(payload, gh, actions)).ignored == "bot"
+    assert actions.calls == [] and not fake_github.requests_to("/repos/*/collaborators/*/permission")
+
+
+async def test_edited_comment_runs_only_new_lines(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="writer")
+    await handle_issue_comment(payload, gh, actions)
+    comment = fake_github.comments[payload["comment"]["id"]]
+    comment.body = "/recheck\n/kpi"
+    edited = issue_comment_event(fake_github, pr, comment.body, user="writer", action="edited", comment=comment)
+    edited["changes"] = {"body": {"from": "/recheck"}}
+    await handle_issue_comment(edited, gh, actions)
+    assert actions.calls == [("recheck", pr.head_sha), ("kpi", 30)]
+    # An edit event without `changes` (or a replayed delivery) is covered by the memory of handled lines.
+    edited.pop("changes")
+    out = await handle_issue_comment(edited, gh, actions)
+    assert out.ignored == "no new command" and len(actions.calls) == 2
+
+
+async def test_unknown_command_gets_help_and_thumbs_down(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/deploy now", user="writer")
+    out = await handle_issue_comment(payload, gh, actions)
+    assert not out.ok and actions.calls == []
+    reply = replies(fake_github, pr)[-1]
+    assert "unknown command `/deploy`" in reply and "/replay [RULE...]" in reply
+    assert reactions(fake_github, payload) == ["eyes", "-1"]
+
+
+async def test_failing_command_reports_and_others_still_run(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/replay broken\n/help", user="writer")
+    out = await handle_issue_comment(payload, gh, actions)
+    assert not out.ok and out.ran == ["help"]
+    reply = replies(fake_github, pr)[-1]
+    assert "no rule with id `broken`" in reply and "/recheck" in reply
+    assert reactions(fake_github, payload)[-1] == "-1"
+
+
+async def test_code_and_quotes_do_not_trigger(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "> /recheck\n```\n/replay\n```", user="writer")
+    assert (await handle_issue_comment(payload, gh, actions)).ignored == "no new command"
+    assert reactions(fake_github, payload) == []
