@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,3 +79,23 @@ def runs_by_name(fake, repo, head_sha=None) -> dict:
     for r in sorted(fake.check_runs(repo, head_sha), key=lambda r: r.id):
         out[r.name] = r
     return out
+
+
+INSTALLATION = 7
+
+
+@pytest.fixture
+async def gh_app(fake_github):
+    """The bot's GitHub App client pointed at the fake GitHub (quick retries)."""
+    from bot.github.app import GitHubApp
+    from bot.github.retry import RetryPolicy
+    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url,
+                    retry=RetryPolicy(base_delay=0.01, max_attempts=3))
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+async def gh(gh_app):
+    """The installation client for INSTALLATION."""
+    return gh_app.installation_client(INSTALLATION)

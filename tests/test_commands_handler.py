@@ -2,11 +2,13 @@
 import pytest
 
 from bot.command_handlers import CommandError, forget_handled, handle_issue_comment
-from bot.github.app import GitHubApp
 from tests.fakegithub import issue_comment_event
-from tests.ghflow_support import base_files, good_rule
+from tests.ghflow_support import INSTALLATION, base_files, gh, gh_app, good_rule  # noqa: F401
 
-INSTALLATION = 7
+
+@pytest.fixture(autouse=True)
+def _fresh_memory():
+    forget_handled()
 
 
 class Recorded:
@@ -25,14 +27,6 @@ class Recorded:
     async def kpi(self, gh, target, days):
         self.calls.append(("kpi", days))
         return f"KPIs over {days} days"
-
-
-@pytest.fixture
-async def gh(fake_github):
-    forget_handled()
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
 
 
 @pytest.fixture

@@ -3,18 +3,8 @@ import asyncio
 
 import pytest
 
-from bot.github.app import GitHubApp
 from bot.kpi_comment import KPI_MARKER, MAX_COMMENT, upsert_marked_comment
-from tests.ghflow_support import base_files, good_rule
-
-INSTALLATION = 7
-
-
-@pytest.fixture
-async def gh(fake_github):
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
+from tests.ghflow_support import INSTALLATION, base_files, good_rule, gh, gh_app  # noqa: F401
 
 
 @pytest.fixture

@@ -1,20 +1,10 @@
 """Crash safety: runs left in progress by a dead process are re-run or concluded; live ones are left alone."""
 import pytest
 
-from bot.github.app import GitHubApp
 from bot.pr_flow import PullRequestTarget, check_pull_request
 from bot.publish import ACTIVE_RUNS, PR_CHECKS, CheckRunSet
 from bot.recovery import recover, recover_repository
-from tests.ghflow_support import BROKEN_RULE, base_files, runs_by_name
-
-INSTALLATION = 7
-
-
-@pytest.fixture
-async def gh(fake_github):
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
+from tests.ghflow_support import INSTALLATION, BROKEN_RULE, base_files, runs_by_name, gh, gh_app  # noqa: F401
 
 
 async def crashed_job(gh, pr, checks=PR_CHECKS):
