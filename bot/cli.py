@@ -8,6 +8,9 @@ import sys
 # Each module exposes `register(subparsers)`, which sets `func(args) -> int` on its parser.
 COMMANDS = [
     "bot.commands.check",
+    "bot.commands.explain",
+    "bot.commands.new_rule",
+    "bot.commands.replay",
 ]
 
 

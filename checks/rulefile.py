@@ -5,10 +5,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
-from .yamldoc import Document, YamlError, load_all
+from .evaluator.policy import RULE_POLICY
+from .yamldoc import Document, YamlError, decode, load_all
 
 # Rule files beyond this size are refused before parsing: no real rule comes near it.
 MAX_RULE_BYTES = 5 * 1024 * 1024
@@ -43,12 +44,18 @@ class RuleFile:
     path: str
     docs: list[RuleDoc] = field(default_factory=list)
     yaml_error: YamlError | None = None
+    # The decoded text, split in lines, for locating tokens inside a scalar (e.g. a name in a condition).
+    lines: list[str] = field(default_factory=list)
 
 
-def build_rule(data: dict[str, Any]) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
+def build_rule(data: dict[str, Any], path: str | None = None
+               ) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
     cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
     try:
-        rule = cls.from_dict(data, collect_errors=True)
+        # The source lets pySigma's file-name validators see the path; RULE_POLICY lets look-around
+        # regexes load (validated, never run here) and knows `utf16le`.
+        rule = cls.from_dict(data, collect_errors=True, source=SigmaRuleLocation(path) if path else None,
+                             policy=RULE_POLICY)
     except SigmaError as e:
         return None, [e]
     except Exception as e:  # pySigma raises plain Python errors on some malformed inputs
@@ -70,7 +77,13 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
         return rf
     docs: list[Document] = []
     try:
-        for d in load_all(raw):
+        text = decode(raw)
+    except YamlError as e:
+        rf.yaml_error = e
+        return rf
+    rf.lines = text.splitlines()
+    try:
+        for d in load_all(text):
             docs.append(d)
     except YamlError as e:
         rf.yaml_error = e
@@ -89,7 +102,7 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
             if action == "repeat" and rf.docs and isinstance(rf.docs[-1].data, dict):
                 merged = _merge(rf.docs[-1].data, body)
                 rd.doc = Document(merged, d.node, d.keys, d.values)
-                rd.rule, rd.errors = build_rule(merged)
+                rd.rule, rd.errors = build_rule(merged, path)
                 rf.docs.append(rd)
             continue
         rd = RuleDoc(path, i, d)
@@ -97,6 +110,6 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
             merged = _merge(glob, data) if glob else data
             if glob:
                 rd.doc = Document(merged, d.node, d.keys, d.values)
-            rd.rule, rd.errors = build_rule(merged)
+            rd.rule, rd.errors = build_rule(merged, path)
         rf.docs.append(rd)
     return rf

@@ -14,6 +14,9 @@ from .source import FileSource
 # check name -> module exposing `run(ctx: CheckContext) -> list[Finding]`
 CHECK_MODULES: dict[str, str] = {
     "syntax": "checks.syntax",
+    "tests": "checks.tests_check",
+    "coverage": "checks.coverage",
+    "ads": "checks.ads",
 }
 
 
@@ -54,6 +57,8 @@ class RunResult:
     bundles: list[RuleBundle]
     findings: list[Finding]
     checks_run: list[str]
+    # The run's context, for what checks leave beside their findings (e.g. coverage tables in ctx.cache).
+    context: CheckContext | None = None
 
 
 def enabled_checks(config: Config, only: Iterable[str] | None = None) -> list[str]:
@@ -87,4 +92,4 @@ def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None
         findings.extend(module.run(ctx))
     findings = apply_level(findings, config)
     findings.sort(key=lambda f: (f.path, f.start_line, f.start_column or 0, f.check, f.title))
-    return RunResult(bundles, findings, names)
+    return RunResult(bundles, findings, names, ctx)

@@ -11,9 +11,20 @@ from typing import Any, Iterator
 import yaml
 
 try:
-    _Loader = yaml.CSafeLoader
+    _Base = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader  # type: ignore[misc]
+    _Base = yaml.SafeLoader  # type: ignore[misc]
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """Safe loading, except that timestamps stay strings: Sigma compares strings, pySigma parses `date:`
+    itself (so `date: 2026-13-01` is a Sigma date error at its line, not a YAML construction failure)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
+}
 
 PathKey = tuple[Any, ...]
 # Beyond this many nodes a document is hostile (alias bombs) or absurd for a rule.

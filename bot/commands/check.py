@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="append", choices=sorted(CHECK_MODULES), dest="only",
                    help="run only this check (repeatable)")
     p.add_argument("--config", default=None, help="config file (default: PATH/.github/detbot.yml)")
+    p.add_argument("--coverage-table", action="store_true",
+                   help="print each rule's coverage table (identifier x seen true / false / decisive)")
+    p.add_argument("-v", "--verbose", action="store_true", help="more output (includes the coverage tables)")
     p.set_defaults(func=main)
 
 
@@ -76,16 +79,27 @@ def main(args: argparse.Namespace) -> int:
     progress = Progress()
     result = run_checks(source, config, changed=changed, only=args.only, progress=progress)
     progress.close()
+    coverage = None
+    if "coverage" in result.checks_run and result.context is not None:
+        from checks.coverage import format_report, repository_coverage
+        coverage = repository_coverage(result.context)
     if args.format == "json":
-        print(to_json(result.findings, rules=len(result.bundles), checks=result.checks_run))
+        extra = {"coverage": coverage.summary()} if coverage is not None else {}
+        print(to_json(result.findings, rules=len(result.bundles), checks=result.checks_run, **extra))
     elif args.format == "sarif":
         print(to_sarif(result.findings))
     else:
         text = to_text(result.findings)
         if text:
             print(text)
+        if coverage is not None and (args.coverage_table or args.verbose):
+            print(("\n" if text else "") + format_report(coverage))
         counts = {lvl: sum(f.level == lvl for f in result.findings) for lvl in ("failure", "warning", "notice")}
         print(f"{len(result.bundles)} rules checked ({', '.join(result.checks_run)}): "
               f"{counts['failure']} failures, {counts['warning']} warnings, {counts['notice']} notices",
               file=sys.stderr)
+        if coverage is not None:
+            s = coverage.summary()
+            print(f"coverage: {s['identifier_percent']}% of identifiers shown decisive, {s['value_percent']}% of "
+                  f"values matched", file=sys.stderr)
     return 1 if any(f.level == "failure" for f in result.findings) else 0

@@ -117,11 +117,15 @@ class Call:
 
 class FakeGitHub:
     def __init__(self, *, app_id: int = 4242, app_slug: str = "detbot", token_lifetime: float = 3600.0,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", path_prefix: str = "") -> None:
         self.app_id = app_id
         self.app_slug = app_slug
         self.token_lifetime = token_lifetime
         self.host = host
+        self.path_prefix = path_prefix.rstrip("/")   # "/api/v3" serves like GitHub Enterprise Server
+        self.in_flight = 0
+        self.max_in_flight: dict[int | None, int] = {}   # installation id -> most concurrent requests seen
+        self._in_flight_by: dict[int | None, int] = {}
         self.private_key_pem, self._public_key = app_keypair()
         self.installations: dict[int, Installation] = {}
         self.repos: dict[str, Repo] = {}
@@ -170,7 +174,7 @@ class FakeGitHub:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.host}:{self.port}{self.path_prefix}"
 
     @property
     def bot_login(self) -> str:
@@ -363,8 +367,28 @@ class FakeGitHub:
         self.validation_errors.append(f"{record.method} {record.path}: {problem}")
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        spec = load_spec()
         path = request.path
+        if self.path_prefix:
+            if not path.startswith(self.path_prefix + "/"):
+                return web.json_response({"message": "Not Found", "documentation_url": DOCS}, status=404)
+            path = path[len(self.path_prefix):]
+        installation = self._installation_of(request.headers.get("Authorization", ""))
+        self.in_flight += 1
+        self._in_flight_by[installation] = self._in_flight_by.get(installation, 0) + 1
+        self.max_in_flight[installation] = max(self.max_in_flight.get(installation, 0),
+                                               self._in_flight_by[installation])
+        try:
+            return await self._answer(request, path)
+        finally:
+            self.in_flight -= 1
+            self._in_flight_by[installation] -= 1
+
+    def _installation_of(self, credential: str) -> int | None:
+        token = self.tokens.get(credential.partition(" ")[2])
+        return token.installation_id if token else None
+
+    async def _answer(self, request: web.Request, path: str) -> web.StreamResponse:
+        spec = load_spec()
         raw = await request.read()
         record = RecordedRequest(request.method, path, {k: request.query.getall(k) for k in request.query},
                                  {k.lower(): v for k, v in request.headers.items()}, None, None)
@@ -514,7 +538,7 @@ class FakeGitHub:
             query = {k: v for k, v in call.query.items()}
             query["per_page"] = str(per_page)
             query["page"] = str(n)
-            return f"{self.url}{call.request.path}?{urllib.parse.urlencode(query)}"
+            return f"http://{self.host}:{self.port}{call.request.path}?{urllib.parse.urlencode(query)}"
         if page > 1:
             links.append(f'<{url(page - 1)}>; rel="prev"')
         if page < last:

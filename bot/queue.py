@@ -1,0 +1,473 @@
+"""The job queue between the webhook (which must answer GitHub at once) and the work (which takes seconds).
+
+Two implementations of one interface:
+
+- `MemoryQueue`: an asyncio queue and N worker tasks in this process (the default).
+- `RedisQueue`: a Redis list shared by several `detbot serve` processes. Workers move a job atomically from the
+  pending list to their own processing list (BLMOVE) and remove it only when done, so a crashed process's jobs are
+  found (its heartbeat key expired) and put back: at-least-once delivery.
+
+Newest wins: a job may carry a `key` (e.g. "octo/rules#12", one pull request). Enqueuing (or `claim`ing) a newer
+job for a key cancels the running older one -- `asyncio.Task.cancel`, in this process directly, in other processes
+through a Redis pub/sub message -- and a "latest job" record per key lets any job ask `await run.is_current()`
+before it publishes. A job still waiting when a newer one for its key arrives is dropped when dequeued.
+
+Handlers get a `JobRun` (also reachable as `current_run()`):
+
+    run.job               the Job (event, payload, delivery id, key, sha)
+    await run.is_current()  False once a newer job for the same key exists: publish nothing for a stale SHA
+    await run.claim(key)  become the newest job for `key` now (when the key is only known after a lookup)
+    run.cancel_reason     why the task is being cancelled: "superseded", "shutdown", "timeout" (or None)
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextvars
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Awaitable, Callable
+
+import structlog
+from cachetools import TTLCache
+
+from .metrics import Metrics
+
+log = structlog.get_logger("bot.queue")
+
+SUPERSEDED = "superseded"
+SHUTDOWN = "shutdown"
+TIMEOUT = "timeout"
+LATEST_TTL = 7 * 24 * 3600
+
+
+@dataclass
+class Job:
+    event: str
+    payload: dict[str, Any]
+    delivery_id: str = ""
+    installation_id: int | None = None
+    key: str | None = None
+    sha: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    enqueued_at: float = field(default_factory=time.time)
+    attempt: int = 1
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "Job":
+        return cls(**json.loads(raw))
+
+
+class QueueClosed(Exception):
+    """The queue is shutting down and takes no new jobs."""
+
+
+class QueueFull(Exception):
+    """Too many jobs waiting; the webhook answers 503 rather than growing without bound."""
+
+
+JobHandler = Callable[["JobRun"], Awaitable[None]]
+_current: contextvars.ContextVar["JobRun | None"] = contextvars.ContextVar("detbot_job_run", default=None)
+
+
+def current_run() -> "JobRun | None":
+    return _current.get()
+
+
+class JobRun:
+    """One execution of a job by a worker."""
+
+    def __init__(self, job: Job, queue: "JobQueue") -> None:
+        self.job = job
+        self.queue = queue
+        self.task: asyncio.Task | None = None
+        self.cancel_reason: str | None = None
+        self.keys: set[str] = {job.key} if job.key else set()
+        self.started = time.monotonic()
+
+    async def is_current(self) -> bool:
+        """True while no newer job claimed any of this run's keys."""
+        for key in self.keys:
+            if not await self.queue.is_latest(key, self.job.id):
+                return False
+        return True
+
+    async def claim(self, key: str, sha: str | None = None) -> None:
+        """Make this run the newest for `key`, cancelling older runs of it (anywhere)."""
+        self.keys.add(key)
+        await self.queue.claim(key, self.job.id, sha)
+
+    def cancel(self, reason: str) -> bool:
+        if self.task is None or self.task.done():
+            return False
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        return self.task.cancel(msg=reason)
+
+
+class JobQueue(abc.ABC):
+    """Common machinery: workers, running-job registry, supersession, timeouts, graceful close."""
+
+    def __init__(self, *, workers: int = 4, job_timeout: float = 600.0, metrics: Metrics | None = None) -> None:
+        self.workers = workers
+        self.job_timeout = job_timeout
+        self.metrics = metrics
+        self.handler: JobHandler | None = None
+        self.running: dict[str, JobRun] = {}
+        self.closing = False
+        self._worker_tasks: list[asyncio.Task] = []
+        self.processed = 0
+
+    # -- interface ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, job: Job) -> None: ...
+
+    @abc.abstractmethod
+    async def is_latest(self, key: str, job_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def depth(self) -> int:
+        """Jobs waiting (as last known; for metrics and /healthz)."""
+
+    @abc.abstractmethod
+    async def _next(self) -> Job | None:
+        """The next job to run, or None to poll again (used to notice shutdown)."""
+
+    async def _done(self, job: Job, requeue: bool = False) -> None:
+        """Bookkeeping once a job left the worker (acknowledge, or put back for another process)."""
+
+    # -- workers -------------------------------------------------------------------------------------------
+    async def start(self, handler: JobHandler) -> None:
+        self.handler = handler
+        self.closing = False
+        if self.metrics is not None:
+            self.metrics.gauge("detbot_queue_depth", "Jobs waiting in the queue.", lambda: self.depth())
+        self._worker_tasks = [asyncio.create_task(self._worker(i), name=f"detbot-worker-{i}")
+                              for i in range(self.workers)]
+
+    async def _worker(self, index: int) -> None:
+        while not self.closing:
+            try:
+                job = await self._next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 -- a broken connection must not kill the worker
+                log.exception("queue receive failed")
+                await asyncio.sleep(1)
+                continue
+            if job is None:
+                continue
+            if job.key and not await self.is_latest(job.key, job.id):
+                log.info("job superseded before start", job_id=job.id, key=job.key)
+                self._count("superseded")
+                await self._done(job)
+                continue
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
+                log.exception("job bookkeeping failed", job_id=job.id)
+
+    async def _run(self, job: Job) -> None:
+        assert self.handler is not None
+        run = JobRun(job, self)
+        token = _current.set(run)
+        try:
+            with structlog.contextvars.bound_contextvars(**job_log_fields(job)):
+                run.task = asyncio.create_task(self._call(run), name=f"detbot-job-{job.id}")
+        finally:
+            _current.reset(token)
+        self.running[job.id] = run
+        self._count("started")
+        if self.metrics is not None:
+            self.metrics.jobs_running.inc()
+        # The job runs in its own task so that it can be cancelled (superseded, timed out) without the
+        # worker, and the worker waits on it shielded so that a worker cancellation is turned into a
+        # "shutdown" cancellation the handler can react to.
+        timer = asyncio.get_running_loop().call_later(self.job_timeout, run.cancel, TIMEOUT)
+        try:
+            await asyncio.shield(run.task)
+        except asyncio.CancelledError:
+            if not run.task.done():
+                run.cancel(SHUTDOWN)
+                await asyncio.gather(run.task, return_exceptions=True)
+        except Exception:  # noqa: BLE001 -- the handler's failure is logged; the worker goes on
+            log.exception("job failed", job_id=job.id)
+        finally:
+            timer.cancel()
+        if run.task.cancelled():
+            state = {SUPERSEDED: "superseded", TIMEOUT: "timeout"}.get(run.cancel_reason or "", "cancelled")
+        elif run.task.exception() is not None:
+            state = "failed"
+        else:
+            state = "succeeded"
+        if state == "timeout":
+            log.error("job timed out", job_id=job.id, seconds=self.job_timeout)
+        self.running.pop(job.id, None)
+        self.processed += 1
+        if self.metrics is not None:
+            self.metrics.jobs_running.dec()
+            self.metrics.job_seconds.observe(time.monotonic() - run.started, event=job.event)
+        self._count(state)
+        await self._done(job, requeue=run.task.cancelled() and run.cancel_reason == SHUTDOWN)
+
+    async def _call(self, run: JobRun) -> None:
+        assert self.handler is not None
+        await self.handler(run)
+
+    def _count(self, state: str) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs.inc(state=state)
+
+    def cancel_superseded(self, key: str, newest_job_id: str) -> list[JobRun]:
+        """Cancel the runs in this process holding `key` that are not `newest_job_id`."""
+        cancelled = []
+        for run in list(self.running.values()):
+            if key in run.keys and run.job.id != newest_job_id and run.cancel(SUPERSEDED):
+                log.info("job superseded; cancelling", job_id=run.job.id, key=key, newer=newest_job_id)
+                cancelled.append(run)
+        return cancelled
+
+    async def close(self, timeout: float = 25.0, grace: float = 5.0) -> None:
+        """Stop taking jobs; let running ones finish for up to `timeout` seconds; cancel the rest (reason
+        "shutdown": handlers conclude what they started) and give them `grace` seconds to do so."""
+        self.closing = True
+        runs = [r.task for r in self.running.values() if r.task is not None]
+        if runs:
+            log.info("waiting for running jobs", count=len(runs), timeout=timeout)
+            await asyncio.wait(runs, timeout=timeout)
+        leftover = [r for r in self.running.values() if r.task is not None and not r.task.done()]
+        for run in leftover:
+            run.cancel(SHUTDOWN)
+        if leftover:
+            await asyncio.wait([r.task for r in leftover if r.task], timeout=grace)
+        # Workers idle in _next() are cancelled; workers still inside _run() have seen their job end.
+        for t in self._worker_tasks:
+            t.cancel()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        self._worker_tasks = []
+        await self._close_backend()
+
+    async def _close_backend(self) -> None:
+        pass
+
+    async def join(self, timeout: float = 10.0) -> None:
+        """Wait until nothing is waiting or running (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.depth() or self.running:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
+            await asyncio.sleep(0.005)
+
+
+class MemoryQueue(JobQueue):
+    def __init__(self, *, max_pending: int = 10_000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_pending)
+        self._latest: TTLCache = TTLCache(maxsize=200_000, ttl=LATEST_TTL)
+
+    async def enqueue(self, job: Job) -> None:
+        if self.closing:
+            raise QueueClosed()
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise QueueFull() from None
+        self._count("enqueued")
+        if job.key:
+            await self.claim(job.key, job.id, job.sha)
+
+    async def is_latest(self, key: str, job_id: str) -> bool:
+        return self._latest.get(key, job_id) == job_id
+
+    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None:
+        self._latest[key] = job_id
+        self.cancel_superseded(key, job_id)
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def _next(self) -> Job | None:
+        return await self._queue.get()
+
+
+class RedisQueue(JobQueue):
+    """Jobs in Redis, shared by every process using the same `prefix`."""
+
+    def __init__(self, url: str, *, prefix: str = "detbot", heartbeat: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        import redis.asyncio as aioredis
+
+        self.url = url
+        self.prefix = prefix
+        self.redis = aioredis.from_url(url)
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.heartbeat = heartbeat
+        self.pending_key = f"{prefix}:pending"
+        self.processing_key = f"{prefix}:processing:{self.consumer}"
+        self.channel = f"{prefix}:supersede"
+        self._depth = 0
+        self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)
+        self._background: list[asyncio.Task] = []
+
+    def _latest_key(self, key: str) -> str:
+        return f"{self.prefix}:latest:{key}"
+
+    def _alive_key(self, consumer: str) -> str:
+        return f"{self.prefix}:alive:{consumer}"
+
+    async def start(self, handler: JobHandler) -> None:
+        await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+        await self.recover()
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(self.channel)
+        self._background = [asyncio.create_task(self._listen(), name="detbot-supersede-listener"),
+                            asyncio.create_task(self._beat(), name="detbot-heartbeat")]
+        await super().start(handler)
+
+    async def enqueue(self, job: Job) -> None:
+        if self.closing:
+            raise QueueClosed()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if job.key:
+                pipe.set(self._latest_key(job.key), job.id, ex=LATEST_TTL)
+            pipe.lpush(self.pending_key, job.dumps())
+            if job.key:
+                pipe.publish(self.channel, json.dumps({"key": job.key, "job": job.id}))
+            await pipe.execute()
+        self._count("enqueued")
+        if job.key:
+            self.cancel_superseded(job.key, job.id)
+
+    async def is_latest(self, key: str, job_id: str) -> bool:
+        latest = await self.redis.get(self._latest_key(key))
+        return latest is None or latest.decode() == job_id
+
+    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._latest_key(key), job_id, ex=LATEST_TTL)
+            pipe.publish(self.channel, json.dumps({"key": key, "job": job_id}))
+            await pipe.execute()
+        self.cancel_superseded(key, job_id)
+
+    def depth(self) -> int:
+        return self._depth
+
+    async def _next(self) -> Job | None:
+        raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")
+        self._depth = await self.redis.llen(self.pending_key)
+        if raw is None:
+            return None
+        try:
+            job = Job.loads(raw)
+        except (ValueError, TypeError):
+            log.error("dropping unreadable job", raw=raw[:200])
+            await self.redis.lrem(self.processing_key, 1, raw)
+            return None
+        self._raw[job.id] = raw
+        return job
+
+    async def _done(self, job: Job, requeue: bool = False) -> None:
+        raw = self._raw.pop(job.id, None)
+        if raw is None:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self.processing_key, 1, raw)
+            if requeue:
+                job.attempt += 1
+                pipe.rpush(self.pending_key, job.dumps())   # the right end: next to be taken
+            await pipe.execute()
+        if requeue:
+            self._count("requeued")
+
+    async def recover(self) -> int:
+        """Put back the jobs of consumers whose heartbeat stopped (crashed processes)."""
+        moved = 0
+        async for key in self.redis.scan_iter(match=f"{self.prefix}:processing:*"):
+            consumer = key.decode().split(":processing:", 1)[1]
+            if consumer == self.consumer or await self.redis.exists(self._alive_key(consumer)):
+                continue
+            while await self.redis.lmove(key, self.pending_key, "RIGHT", "RIGHT") is not None:
+                moved += 1
+        if moved:
+            log.warning("recovered jobs of stopped workers", count=moved)
+            self._count("recovered")
+        return moved
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("supersede listener failed")
+                await asyncio.sleep(1)
+                continue
+            if msg and msg.get("type") == "message":
+                data = json.loads(msg["data"])
+                self.cancel_superseded(data["key"], data["job"])
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+                await self.recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("heartbeat failed")
+
+    async def _close_backend(self) -> None:
+        for t in self._background:
+            t.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if hasattr(self, "_pubsub"):
+            await self._pubsub.aclose()
+        await self.redis.delete(self._alive_key(self.consumer))
+        await self.redis.aclose()
+
+
+def job_log_fields(job: Job) -> dict[str, Any]:
+    """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars)."""
+    p = job.payload
+    # "github_event", not "event": structlog's message key is `event`.
+    fields: dict[str, Any] = {"delivery_id": job.delivery_id, "github_event": job.event, "job_id": job.id}
+    repo = (p.get("repository") or {}).get("full_name")
+    pr = p.get("pull_request") or {}
+    number = pr.get("number") or (p.get("issue") or {}).get("number")
+    sha = (pr.get("head") or {}).get("sha") or (p.get("check_run") or {}).get("head_sha") or (
+        p.get("check_suite") or {}).get("head_sha")
+    if not number:
+        for holder in (p.get("check_run") or {}, p.get("check_suite") or {}):
+            prs = holder.get("pull_requests") or []
+            if prs:
+                number = prs[0].get("number")
+                break
+    for name, value in (("repo", repo), ("pr", number), ("head_sha", sha or job.sha),
+                        ("installation_id", job.installation_id)):
+        if value:
+            fields[name] = value
+    return fields
+
+
+def make_queue(spec: str, **kwargs: Any) -> JobQueue:
+    """`memory` or a `redis://` / `rediss://` URL (DETBOT_QUEUE)."""
+    if spec == "memory":
+        return MemoryQueue(**kwargs)
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        prefix = kwargs.pop("prefix", "detbot")
+        return RedisQueue(spec, prefix=prefix, **kwargs)
+    raise ValueError(f"unknown queue {spec!r}: use 'memory' or a redis:// URL")

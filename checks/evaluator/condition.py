@@ -1,0 +1,70 @@
+"""A rule's condition(s) as closures over search identifiers.
+
+Built from pySigma's parse tree before post-processing, so identifiers stay identifiers; `1 of x*`
+and `all of them` are expanded with pySigma's own resolver (same pattern rules, same `_` exclusion).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionIdentifier,
+    ConditionItem,
+    ConditionNOT,
+    ConditionOR,
+    ConditionSelector,
+)
+from sigma.rule import SigmaRule
+
+# A node evaluates with a resolver: resolve(identifier) -> bool.
+Node = Callable[[Callable[[str], bool]], bool]
+
+
+def expand(tree: Any, rule: SigmaRule) -> Any:
+    """Replace selectors with AND/OR over the identifiers they match."""
+    if isinstance(tree, ConditionSelector):
+        ids = tree.resolve_referenced_detections(rule.detection)
+        if not ids:
+            raise ValueError(f"'{tree.args[0]} of {tree.pattern}' matches no search identifier")
+        return ids[0] if len(ids) == 1 else tree.cond_class(list(ids))
+    if isinstance(tree, ConditionIdentifier):
+        return tree
+    if isinstance(tree, ConditionItem):
+        return type(tree)([expand(a, rule) for a in tree.args if a is not None])
+    raise ValueError(f"unexpected condition element {tree!r}")
+
+
+def identifiers_of(tree: Any, out: list[str]) -> list[str]:
+    if isinstance(tree, ConditionIdentifier):
+        if tree.identifier not in out:
+            out.append(tree.identifier)
+    else:
+        for a in tree.args:
+            identifiers_of(a, out)
+    return out
+
+
+def build(tree: Any, leaf: Callable[[str], Any]) -> Any:
+    """Closure tree; `leaf(identifier)` gives the leaf callable, called with one argument."""
+    if isinstance(tree, ConditionIdentifier):
+        return leaf(tree.identifier)
+    args = [build(a, leaf) for a in tree.args]
+    if isinstance(tree, ConditionNOT):
+        inner = args[0]
+        return lambda x: not inner(x)
+    if isinstance(tree, ConditionAND):
+        if len(args) == 2:
+            a, b = args
+            return lambda x: a(x) and b(x)
+        return lambda x: all(f(x) for f in args)
+    if isinstance(tree, ConditionOR):
+        if len(args) == 2:
+            a, b = args
+            return lambda x: a(x) or b(x)
+        return lambda x: any(f(x) for f in args)
+    raise ValueError(f"unexpected condition element {tree!r}")
+
+
+def parse_conditions(rule: SigmaRule) -> list[Any]:
+    return [expand(c.parse(postprocess=False), rule) for c in rule.detection.parsed_condition]

@@ -1,0 +1,117 @@
+"""An event prepared for evaluation: field lookups and their string forms computed once per event.
+
+Many rules read the same fields of the same event; an EventView caches each field's candidates so
+case folding and path walking happen once, however many rules and items look at them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .fields import MISSING, leaf_values, lookup
+
+_DECIMAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
+
+
+def text_of(value: Any) -> str | None:
+    """The string a Sigma string value is compared with; None for values with no string form."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def number_of(value: Any) -> int | float | None:
+    """The number a numeric comparison sees: numbers as they are, decimal strings parsed ("4688")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str) and _DECIMAL.match(value):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    return None
+
+
+class FieldValue:
+    """One field of one event: the raw value, its scalar candidates (a list contributes every
+    element) and their string and lower-case string forms."""
+
+    __slots__ = ("raw", "scalars", "strs", "lows", "_nums")
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+        if raw is MISSING or raw is None:
+            scalars: tuple = ()
+        elif isinstance(raw, (list, tuple)):
+            scalars = tuple(_flatten(raw))
+        else:
+            scalars = (raw,)
+        self.scalars = scalars
+        strs = tuple(s for s in map(text_of, scalars) if s is not None)
+        self.strs = strs
+        self.lows = tuple(s.lower() for s in strs)
+        self._nums: tuple | None = None
+
+    @property
+    def nums(self) -> tuple:
+        if self._nums is None:
+            self._nums = tuple(n for n in map(number_of, self.scalars) if n is not None)
+        return self._nums
+
+    @property
+    def present(self) -> bool:
+        return self.raw is not MISSING
+
+    @property
+    def is_null(self) -> bool:
+        raw = self.raw
+        return raw is MISSING or raw is None or (isinstance(raw, (list, tuple)) and not self.scalars)
+
+
+def _flatten(values: Any) -> list:
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            out.extend(_flatten(v))
+        elif v is not None:
+            out.append(v)
+    return out
+
+
+class EventView:
+    """Wraps a Mapping; evaluation of many rules against one event should share one view."""
+
+    __slots__ = ("event", "_fields", "_leaves", "errors")
+
+    def __init__(self, event: Mapping[str, Any]):
+        self.event = event
+        self._fields: dict[str, FieldValue] = {}
+        self._leaves: FieldValue | None = None
+        # Problems met while matching (regex time-outs), read by the Evaluation.
+        self.errors: list[str] = []
+
+    def field(self, name: str) -> FieldValue:
+        fv = self._fields.get(name)
+        if fv is None:
+            fv = self._fields[name] = FieldValue(lookup(self.event, name))
+        return fv
+
+    def leaves(self) -> FieldValue:
+        """Every scalar of the event as one multi-valued pseudo-field, for keyword searches."""
+        if self._leaves is None:
+            self._leaves = FieldValue(list(leaf_values(self.event)))
+        return self._leaves
+
+
+def view_of(event: Mapping[str, Any] | EventView) -> EventView:
+    return event if isinstance(event, EventView) else EventView(event)

@@ -1,0 +1,308 @@
+"""One Sigma value (after pySigma applied the item's modifiers) compiled into a test on a field.
+
+A test is `test(fv: FieldValue, view: EventView) -> bool`. Strings become plain `str` operations on
+pre-folded text where the wildcards allow it (exact, prefix, suffix, substring) and one RE2 pattern
+otherwise (linear time, so `*a*a*a*...` cannot blow up). pySigma has already applied windash,
+base64/base64offset, utf16*, contains/startswith/endswith, cidr, re flags; this module only matches.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from datetime import datetime
+from ipaddress import ip_address
+from typing import Any, Callable
+
+import re2
+
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+    TimestampPart,
+)
+
+from .event import EventView, FieldValue, number_of
+from .regex_guard import GuardedRegex, RegexTimeout
+
+Test = Callable[[FieldValue, EventView], bool]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+class UnsupportedValue(Exception):
+    """A value the evaluator cannot match (e.g. a placeholder with no configured values)."""
+
+
+def never(fv: FieldValue, view: EventView) -> bool:
+    return False
+
+
+# --- strings ----------------------------------------------------------------------------------
+
+def string_shape(s: SigmaString) -> tuple[str, str | None]:
+    """(kind, text): kind is exact|prefix|suffix|contains|any|pattern; text is the literal part."""
+    parts = s.s
+    if not any(isinstance(p, SpecialChars) for p in parts):
+        return "exact", "".join(parts)
+    M = SpecialChars.WILDCARD_MULTI
+    if parts == [M]:
+        return "any", None
+    if len(parts) == 2 and isinstance(parts[1], str) and parts[0] is M:
+        return "suffix", parts[1]
+    if len(parts) == 2 and isinstance(parts[0], str) and parts[1] is M:
+        return "prefix", parts[0]
+    if len(parts) == 3 and parts[0] is M and parts[2] is M and isinstance(parts[1], str):
+        return "contains", parts[1]
+    return "pattern", None
+
+
+def wildcard_regex(s: SigmaString, fold: bool) -> str:
+    out = []
+    for p in s.s:
+        if isinstance(p, str):
+            out.append(re.escape(p.lower() if fold else p))
+        elif p is SpecialChars.WILDCARD_MULTI:
+            out.append(".*")
+        elif p is SpecialChars.WILDCARD_SINGLE:
+            out.append(".")
+        else:
+            raise UnsupportedValue(f"unresolved placeholder %{p.name}%")
+    return "(?s)" + "".join(out)
+
+
+def string_test(s: SigmaString) -> Test:
+    cased = isinstance(s, SigmaCasedString)
+    kind, text = string_shape(s)
+    if text is not None and not cased:
+        text = text.lower()
+    attr = "strs" if cased else "lows"
+    if kind == "exact":
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return text in getattr(fv, attr)
+    elif kind == "any":
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return bool(fv.strs)
+    elif kind == "prefix":
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return any(x.startswith(text) for x in getattr(fv, attr))
+    elif kind == "suffix":
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return any(x.endswith(text) for x in getattr(fv, attr))
+    elif kind == "contains":
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return any(text in x for x in getattr(fv, attr))
+    else:
+        full = re2.compile(wildcard_regex(s, not cased), _RE2_OPTIONS).fullmatch
+
+        def test(fv: FieldValue, view: EventView) -> bool:
+            return any(full(x) is not None for x in getattr(fv, attr))
+    test.shape = (kind, text, cased)  # type: ignore[attr-defined]
+    return test
+
+
+# --- other value types --------------------------------------------------------------------------
+
+def number_test(n: SigmaNumber) -> Test:
+    target = n.number
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        return target in fv.nums
+    return test
+
+
+def bool_test(b: SigmaBool) -> Test:
+    want = b.boolean
+    text = "true" if want else "false"
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        for x in fv.scalars:
+            # 1/0 are how many stores (SQLite among them) keep booleans
+            if x is want or (type(x) is int and x == want) or (isinstance(x, str) and x.lower() == text):
+                return True
+        return False
+    return test
+
+
+def null_test(fv: FieldValue, view: EventView) -> bool:
+    return fv.is_null
+
+
+def regex_test(r: SigmaRegularExpression) -> Test:
+    flags = 0
+    for flag in r.flags:
+        flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
+    rx = GuardedRegex(str(r.regexp), flags)
+    search = rx.search
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        for x in fv.strs:
+            try:
+                if search(x):
+                    return True
+            except RegexTimeout as e:
+                view.errors.append(str(e))
+        return False
+    test.regex = rx  # type: ignore[attr-defined]
+    return test
+
+
+def cidr_test(c: SigmaCIDRExpression) -> Test:
+    network = c.network
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        for x in fv.strs:
+            try:
+                if ip_address(x.strip()) in network:
+                    return True
+            except ValueError:
+                continue
+        return False
+    return test
+
+
+_COMPARE = {
+    CompareOperators.LT: operator.lt, CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt, CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+
+def compare_test(c: SigmaCompareExpression) -> Test:
+    op, target = _COMPARE[c.op], c.number.number
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        return any(op(x, target) for x in fv.nums)
+    return test
+
+
+def exists_test(e: SigmaExists) -> Test:
+    want = bool(e.exists)
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        return fv.present is want
+    return test
+
+
+def fieldref_test(f: SigmaFieldReference) -> Test:
+    other = f.field
+    if f.starts_with and f.ends_with:
+        rel: Callable[[str, str], bool] = lambda a, b: b in a
+    elif f.starts_with:
+        rel = str.startswith
+    elif f.ends_with:
+        rel = str.endswith
+    else:
+        rel = operator.eq
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        refs = view.field(other).lows
+        return any(rel(a, b) for a in fv.lows for b in refs)
+    return test
+
+
+_PARTS = {
+    TimestampPart.MINUTE: lambda d: d.minute, TimestampPart.HOUR: lambda d: d.hour,
+    TimestampPart.DAY: lambda d: d.day, TimestampPart.WEEK: lambda d: d.isocalendar()[1],
+    TimestampPart.MONTH: lambda d: d.month, TimestampPart.YEAR: lambda d: d.year,
+}
+
+
+def timestamp_test(t: SigmaTimestampPart) -> Test:
+    part, target = _PARTS[t.timestamp_part], t.number
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        for x in fv.strs:
+            try:
+                d = datetime.fromisoformat(x.strip().replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if part(d) == target:
+                return True
+        return False
+    return test
+
+
+def any_of(tests: list[Test]) -> Test:
+    if len(tests) == 1:
+        return tests[0]
+
+    def test(fv: FieldValue, view: EventView) -> bool:
+        for t in tests:
+            if t(fv, view):
+                return True
+        return False
+    return test
+
+
+def resolve_placeholders(value: Any, placeholders: dict[str, list[str]]) -> list[Any]:
+    """`|expand`: each %name% becomes the configured values (or-linked); unknown names are an error."""
+    def callback(p: Placeholder):
+        if p.name not in placeholders:
+            raise UnsupportedValue(f"placeholder %{p.name}% has no values in the configuration")
+        for v in placeholders[p.name]:
+            yield SigmaString(str(v))
+    return value.replace_placeholders(callback)
+
+
+def value_test(value: Any, placeholders: dict[str, list[str]]) -> Test:
+    """Compile one pySigma value; raises UnsupportedValue for what cannot be matched."""
+    if isinstance(value, SigmaExpansion):
+        return any_of([value_test(v, placeholders) for v in value.values])
+    if isinstance(value, (SigmaString, SigmaRegularExpression)) and value.contains_placeholder():
+        return any_of([value_test(v, placeholders) for v in resolve_placeholders(value, placeholders)])
+    if isinstance(value, SigmaString):
+        return string_test(value)
+    if isinstance(value, SigmaTimestampPart):
+        return timestamp_test(value)
+    if isinstance(value, SigmaNumber):
+        return number_test(value)
+    if isinstance(value, SigmaBool):
+        return bool_test(value)
+    if isinstance(value, SigmaNull):
+        return null_test
+    if isinstance(value, SigmaRegularExpression):
+        return regex_test(value)
+    if isinstance(value, SigmaCIDRExpression):
+        return cidr_test(value)
+    if isinstance(value, SigmaCompareExpression):
+        return compare_test(value)
+    if isinstance(value, SigmaExists):
+        return exists_test(value)
+    if isinstance(value, SigmaFieldReference):
+        return fieldref_test(value)
+    raise UnsupportedValue(f"values of type {type(value).__name__} are not supported")
+
+
+def keyword_value(value: Any) -> Any:
+    """A keyword (no field) matches anywhere inside any value of the event: plain strings get
+    wildcards around them, as full-text search does."""
+    if isinstance(value, SigmaExpansion):
+        return SigmaExpansion([keyword_value(v) for v in value.values])
+    if isinstance(value, SigmaString):
+        cls = type(value)
+        out = value
+        if not out.startswith(SpecialChars.WILDCARD_MULTI):
+            out = SpecialChars.WILDCARD_MULTI + out
+        if not out.endswith(SpecialChars.WILDCARD_MULTI):
+            out = out + SpecialChars.WILDCARD_MULTI
+        if cls is not type(out):
+            out = SigmaCasedString.from_sigma_string(out)
+        return out
+    if isinstance(value, SigmaNumber):
+        return SigmaString("*" + str(value.number) + "*")
+    return value

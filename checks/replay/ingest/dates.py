@@ -1,0 +1,298 @@
+"""Date parsing and formatting for the `date` processor: ISO8601, UNIX, UNIX_MS and a subset of java-time
+patterns (y u M d H h m s S a E X x Z z, 'literals', [optional sections]).
+
+A date without an offset is read in the processor's `timezone` (default UTC); every result is then expressed
+in that zone (Elasticsearch's `withZoneSameInstant`). A pattern without a year takes the current year.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import regex
+
+from .document import ProcessorError
+
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december"]
+DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_ALIASES = {"epoch_millis": "UNIX_MS", "epoch_second": "UNIX", "strict_date_optional_time": "ISO8601",
+            "date_optional_time": "ISO8601", "iso8601": "ISO8601"}
+_SUPPORTED_LETTERS = set("yuMLdHhkmsSaEXxZz")
+DEFAULT_OUTPUT = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+
+
+class DateFormatError(ValueError):
+    pass
+
+
+def zone(name: str) -> tzinfo:
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    m = regex.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})?", name)
+    if m:
+        delta = timedelta(hours=int(m[2]), minutes=int(m[3] or 0))
+        return timezone(delta if m[1] == "+" else -delta)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DateFormatError(f"unknown time zone [{name}]") from None
+
+
+def _tokens(pattern: str) -> list[tuple[str, str]]:
+    """java-time pattern -> [(kind, text)] with kind 'lit', 'opt_start', 'opt_end' or a letter run."""
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "'":
+            j = pattern.find("'", i + 1)
+            if j < 0:
+                raise DateFormatError(f"unterminated quote in date pattern [{pattern}]")
+            out.append(("lit", pattern[i + 1:j] or "'"))
+            i = j + 1
+        elif c == "[":
+            out.append(("opt_start", c))
+            i += 1
+        elif c == "]":
+            out.append(("opt_end", c))
+            i += 1
+        elif c.isalpha():
+            j = i
+            while j < len(pattern) and pattern[j] == c:
+                j += 1
+            if c not in _SUPPORTED_LETTERS:
+                raise DateFormatError(f"date pattern letter [{c}] in [{pattern}] is not supported "
+                                      f"(supported: {''.join(sorted(_SUPPORTED_LETTERS))})")
+            out.append((c, pattern[i:j]))
+            i = j
+        else:
+            out.append(("lit", c))
+            i += 1
+    return out
+
+
+_OFFSET = r"(?:Z|[+-]\d{2}(?::?\d{2})?)"
+
+
+def _letter_regex(kind: str, run: str, group: str) -> str:
+    n = len(run)
+    if kind in "yu":
+        body = r"\d{2}" if n == 2 else r"[+-]?\d{4,9}"
+    elif kind in "ML":
+        body = r"[A-Za-z]+" if n >= 3 else (r"\d{2}" if n == 2 else r"\d{1,2}")
+    elif kind in "dHhkms":
+        body = r"\d{2}" if n == 2 else r"\d{1,2}"
+    elif kind == "S":
+        body = rf"\d{{{n}}}" if n > 1 else r"\d{1,9}"
+    elif kind == "a":
+        body = r"[AaPp][Mm]"
+    elif kind == "E":
+        body = r"[A-Za-z]+"
+    elif kind in "XxZ":
+        body = _OFFSET if kind != "Z" or n < 4 else r"(?:Z|(?:GMT|UTC)?[+-]\d{2}:?\d{2})"
+    else:  # z: a zone name
+        body = r"[A-Za-z][A-Za-z0-9_/+-]*"
+    return f"(?P<{group}>{body})"
+
+
+def _parse_offset(text: str) -> tzinfo:
+    text = text.removeprefix("GMT").removeprefix("UTC")
+    if text in ("Z", ""):
+        return timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)))
+
+
+def _month(text: str) -> int:
+    low = text.lower()
+    for i, name in enumerate(MONTHS):
+        if len(low) >= 3 and name.startswith(low):
+            return i + 1
+    raise ValueError(text)
+
+
+Parser = Callable[[str, tzinfo], datetime]
+
+
+def _java_parser(pattern: str) -> Parser:
+    parts: list[str] = []
+    fields: list[tuple[str, str, str]] = []
+    depth = 0
+    for kind, text in _tokens(pattern):
+        if kind == "lit":
+            parts.append(regex.escape(text))
+        elif kind == "opt_start":
+            parts.append("(?:")
+            depth += 1
+        elif kind == "opt_end":
+            if depth == 0:
+                raise DateFormatError(f"unbalanced ']' in date pattern [{pattern}]")
+            parts.append(")?")
+            depth -= 1
+        else:
+            group = f"f{len(fields)}"
+            fields.append((group, kind, text))
+            parts.append(_letter_regex(kind, text, group))
+    if depth:
+        raise DateFormatError(f"unbalanced '[' in date pattern [{pattern}]")
+    compiled = regex.compile("".join(parts))
+
+    def parse(value: str, tz: tzinfo) -> datetime:
+        m = compiled.fullmatch(value)
+        if m is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second, micro = datetime.now(tz).year, 1, 1, 0, 0, 0, 0
+        pm: bool | None = None
+        zone_found: tzinfo | None = None
+        for group, kind, run in fields:
+            v = m.group(group)
+            if v is None:
+                continue
+            if kind in "yu":
+                year = int(v) + (2000 if len(run) == 2 else 0)
+            elif kind in "ML":
+                month = _month(v) if len(run) >= 3 else int(v)
+            elif kind == "d":
+                day = int(v)
+            elif kind in "Hk":
+                hour = int(v) % 24
+            elif kind == "h":
+                hour = int(v) % 12
+            elif kind == "m":
+                minute = int(v)
+            elif kind == "s":
+                second = int(v)
+            elif kind == "S":
+                micro = int((v + "000000")[:6])
+            elif kind == "a":
+                pm = v.lower() == "pm"
+            elif kind in "XxZ":
+                zone_found = _parse_offset(v)
+            elif kind == "z":
+                zone_found = zone(v)
+        if pm is not None and hour < 12 and pm:
+            hour += 12
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone_found or tz)
+
+    return parse
+
+
+def _iso8601(value: str, tz: tzinfo) -> datetime:
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    # Java accepts any number of fraction digits; Python's fromisoformat wants 3 or 6 before 3.11's relaxing.
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=tz)
+
+
+def _unix(value: str, tz: tzinfo) -> datetime:
+    return datetime.fromtimestamp(float(value), tz)
+
+
+def _unix_ms(value: str, tz: tzinfo) -> datetime:
+    return datetime.fromtimestamp(int(float(value)) / 1000, tz)
+
+
+@lru_cache(maxsize=256)
+def parser_for(fmt: str) -> Parser:
+    fmt = _ALIASES.get(fmt, fmt)
+    if fmt == "ISO8601":
+        return _iso8601
+    if fmt == "UNIX":
+        return _unix
+    if fmt == "UNIX_MS":
+        return _unix_ms
+    if fmt == "TAI64N":
+        raise DateFormatError("date format [TAI64N] is not supported")
+    return _java_parser(fmt)
+
+
+def _default_format(dt: datetime) -> str:
+    off = dt.utcoffset()
+    if not off:
+        zone_text = "Z"
+    else:
+        total = int(off.total_seconds()) // 60
+        hh, mm = divmod(abs(total), 60)
+        zone_text = f"{'-' if total < 0 else '+'}{hh:02d}:{mm:02d}"
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}."
+            f"{dt.microsecond // 1000:03d}{zone_text}")
+
+
+@lru_cache(maxsize=64)
+def formatter_for(pattern: str) -> Callable[[datetime], str]:
+    if pattern == DEFAULT_OUTPUT:
+        return _default_format  # the common case, kept fast
+    tokens = _tokens(pattern)
+
+    def fmt(dt: datetime) -> str:
+        out: list[str] = []
+        for kind, run in tokens:
+            n = len(run)
+            if kind == "lit":
+                out.append(run)
+            elif kind in ("opt_start", "opt_end"):
+                continue
+            elif kind in "yu":
+                out.append(f"{dt.year % 100:02d}" if n == 2 else f"{dt.year:0{max(n, 4)}d}")
+            elif kind in "ML":
+                out.append(MONTHS[dt.month - 1].capitalize()[:3] if n == 3 else
+                           MONTHS[dt.month - 1].capitalize() if n > 3 else f"{dt.month:0{n}d}")
+            elif kind == "d":
+                out.append(f"{dt.day:0{n}d}")
+            elif kind in "Hk":
+                out.append(f"{dt.hour:0{n}d}")
+            elif kind == "h":
+                out.append(f"{(dt.hour % 12) or 12:0{n}d}")
+            elif kind == "m":
+                out.append(f"{dt.minute:0{n}d}")
+            elif kind == "s":
+                out.append(f"{dt.second:0{n}d}")
+            elif kind == "S":
+                out.append(f"{dt.microsecond:06d}{'0' * 3}"[:n])
+            elif kind == "a":
+                out.append("PM" if dt.hour >= 12 else "AM")
+            elif kind == "E":
+                out.append(DAYS[dt.weekday()].capitalize()[: 3 if n <= 3 else None])
+            elif kind in "XxZ":
+                off = dt.utcoffset() or timedelta(0)
+                if kind == "X" and not off:
+                    out.append("Z")
+                    continue
+                total = int(off.total_seconds()) // 60
+                sign = "-" if total < 0 else "+"
+                hh, mm = divmod(abs(total), 60)
+                out.append(f"{sign}{hh:02d}:{mm:02d}" if (n == 3 or (kind == "Z" and n >= 4))
+                           else f"{sign}{hh:02d}{mm:02d}" if n == 2 or kind == "Z" else f"{sign}{hh:02d}")
+            else:  # z
+                out.append(dt.tzname() or "UTC")
+        return "".join(out)
+
+    return fmt
+
+
+class DateParser:
+    """Formats tried in order, as the date processor does; the first that parses wins."""
+
+    def __init__(self, formats: list[str], timezone_name: str = "UTC", output_format: str = DEFAULT_OUTPUT):
+        if not formats:
+            raise DateFormatError("[formats] must not be empty")
+        self.parsers = [parser_for(f) for f in formats]
+        self.tz = zone(timezone_name)
+        self.output = formatter_for(output_format)
+
+    def parse(self, value: str) -> datetime:
+        for p in self.parsers:
+            try:
+                return p(value, self.tz).astimezone(self.tz)
+            except (ValueError, OverflowError, OSError):
+                continue
+        raise ProcessorError(f"unable to parse date [{value}]")
+
+    def __call__(self, value: str) -> str:
+        return self.output(self.parse(value))

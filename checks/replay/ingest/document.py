@@ -1,0 +1,148 @@
+"""The document a pipeline works on, with Elasticsearch's dotted field-path semantics.
+
+`a.b.c` walks nested objects (a numeric segment indexes a list); setting a path creates the missing
+objects on the way; `_ingest.*` names the ingest metadata and `_source.` is an optional prefix.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+
+class ProcessorError(Exception):
+    """A processor failed on a document: the message mirrors Elasticsearch's wording where it has one."""
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def type_name(value: Any) -> str:
+    """Java-ish type names, as Elasticsearch reports them in cast errors."""
+    return {str: "java.lang.String", int: "java.lang.Integer", float: "java.lang.Double",
+            bool: "java.lang.Boolean", list: "java.util.ArrayList", dict: "java.util.HashMap",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+@lru_cache(maxsize=4096)
+def split_path(path: str) -> tuple[bool, tuple[str, ...]]:
+    """(whether the path is in the ingest metadata, its segments)."""
+    if not path:
+        raise ProcessorError("path cannot be null nor empty")
+    if path.startswith("_ingest."):
+        return True, tuple(path[8:].split("."))
+    if path.startswith("_source."):
+        path = path[8:]
+    return False, tuple(path.split("."))
+
+
+class IngestDocument:
+    __slots__ = ("source", "ingest")
+
+    def __init__(self, source: dict[str, Any], ingest: dict[str, Any] | None = None):
+        self.source = source
+        self.ingest = ingest if ingest is not None else {}
+
+    def _root(self, path: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+        in_ingest, parts = split_path(path)
+        return (self.ingest if in_ingest else self.source), parts
+
+    def get(self, path: str, default: Any = MISSING) -> Any:
+        """The value at `path`, or `default` when any segment is absent."""
+        node: Any
+        node, parts = self._root(path)
+        if len(parts) == 1:
+            return node.get(parts[0], default)
+        for part in parts:
+            if isinstance(node, dict):
+                if part not in node:
+                    return default
+                node = node[part]
+            elif isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError):
+                    return default
+            else:
+                return default
+        return node
+
+    def require(self, path: str) -> Any:
+        value = self.get(path)
+        if value is MISSING:
+            raise ProcessorError(f"field [{path.rsplit('.', 1)[-1]}] not present as part of path [{path}]")
+        return value
+
+    def has(self, path: str) -> bool:
+        return self.get(path) is not MISSING
+
+    def set(self, path: str, value: Any) -> None:
+        node: Any
+        node, parts = self._root(path)
+        if len(parts) == 1:  # the common case, kept fast
+            node[parts[0]] = value
+            return
+        for part in parts[:-1]:
+            if isinstance(node, dict):
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                node = child
+            elif isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError):
+                    raise ProcessorError(f"[{part}] is not an integer, cannot be used as an index as part of "
+                                         f"path [{path}]") from None
+            else:
+                raise ProcessorError(f"cannot set [{parts[-1]}] with parent object of type "
+                                     f"[{type_name(node)}] as part of path [{path}]")
+        last = parts[-1]
+        if isinstance(node, dict):
+            node[last] = value
+        elif isinstance(node, list):
+            try:
+                node[int(last)] = value
+            except (ValueError, IndexError):
+                raise ProcessorError(f"[{last}] is not an integer, cannot be used as an index as part of "
+                                     f"path [{path}]") from None
+        else:
+            raise ProcessorError(f"cannot set [{last}] with parent object of type [{type_name(node)}] "
+                                 f"as part of path [{path}]")
+
+    def append(self, path: str, values: list[Any], allow_duplicates: bool = True) -> None:
+        current = self.get(path)
+        if current is MISSING or current is None:
+            items: list[Any] = []
+        elif isinstance(current, list):
+            items = current
+        else:
+            items = [current]
+        for v in values:
+            if allow_duplicates or v not in items:
+                items.append(v)
+        self.set(path, items)
+
+    def remove(self, path: str) -> None:
+        node: Any
+        node, parts = self._root(path)
+        for part in parts[:-1]:
+            node = node.get(part, MISSING) if isinstance(node, dict) else MISSING
+            if node is MISSING:
+                raise ProcessorError(f"field [{part}] not present as part of path [{path}]")
+        last = parts[-1]
+        if isinstance(node, dict) and last in node:
+            del node[last]
+        elif isinstance(node, list):
+            try:
+                del node[int(last)]
+            except (ValueError, IndexError):
+                raise ProcessorError(f"[{last}] is out of bounds for array as part of path [{path}]") from None
+        else:
+            raise ProcessorError(f"field [{last}] not present as part of path [{path}]")

@@ -1,0 +1,236 @@
+"""The coverage check, gap by gap, on small purpose-built rules."""
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import main
+from checks.config import Config, parse_config
+from checks.coverage import format_report, repository_coverage
+from checks.evaluator import CompiledRule
+from checks.runner import run_checks
+from checks.source import MemorySource
+
+RULE = """\
+title: Browser From Word
+id: 0d6a7f3e-1111-4c1b-9a52-3f1d2f9e6a0b
+logsource: {category: process_creation, product: windows}
+detection:
+    selection:
+        ParentImage|endswith: '\\winword.exe'
+        Image|endswith:
+            - '\\chrome.exe'
+            - '\\msedge.exe'
+            - '\\firefox.exe'
+            - '\\Teams.exe'
+    filter_optional_teams:
+        Image|endswith: '\\Teams.exe'
+    filter_main_edge:
+        - Image|endswith: '\\msedge.exe'
+          CommandLine|contains: '--single-argument'
+        - Image: 'C:\\Tools\\allowed.exe'
+    condition: selection and not 1 of filter_*
+level: high
+"""
+
+MATCH = "- name: chrome from word\n  expect: match\n  event: {ParentImage: 'C:\\winword.exe', Image: 'C:\\chrome.exe'}\n"
+EDGE = ("- name: edge link\n  expect: no_match\n  event: {ParentImage: 'C:\\winword.exe', Image: 'C:\\msedge.exe', "
+        "CommandLine: 'msedge --single-argument x'}\n")
+TEAMS = "- name: teams\n  expect: no_match\n  event: {ParentImage: 'C:\\winword.exe', Image: 'C:\\Teams.exe'}\n"
+
+
+def run(tests: str | None, rule: str = RULE, config: str = "", extra: dict | None = None, only=("coverage",)):
+    files = {"rules/r.yml": rule.encode(), **{k: v.encode() for k, v in (extra or {}).items()}}
+    if tests is not None:
+        files["rules/r.tests.yml"] = tests.encode()
+    return run_checks(MemorySource(files), parse_config(config), only=list(only))
+
+
+def failures(result):
+    return [(f.start_line, f.title, f.message) for f in result.findings if f.level == "failure"]
+
+
+def test_no_tests_at_all():
+    [(line, title, msg)] = failures(run(None))
+    assert (line, title) == (4, "No tests")
+    assert "add r.tests.yml with at least one match and one no_match event" in msg
+
+
+def test_outcome_coverage_needs_match_and_no_match():
+    got = failures(run(EDGE + TEAMS))
+    assert (4, "No match test", "Browser From Word: no test expects a match; add a match event that the rule "
+                                "detects") in got
+    got = failures(run(MATCH))
+    assert any(t == "No no_match test" and line == 4 for line, t, _ in got)
+
+
+def test_filter_never_decisive_is_a_failure_at_its_line_with_a_hint():
+    got = failures(run(MATCH + EDGE))
+    assert got == [(12, "Identifier not decisive",
+                    "no test where filter_optional_teams alone excludes the event: add a no_match event with Image "
+                    "ending in '\\Teams.exe' (filter_optional_teams was true in 0 and false in 2 test events)")]
+    assert failures(run(MATCH + EDGE + TEAMS)) == []
+
+
+def test_filter_true_only_where_the_selection_is_false_is_not_decisive():
+    teams_from_excel = ("- name: teams elsewhere\n  expect: no_match\n  event: {ParentImage: 'C:\\excel.exe', "
+                        "Image: 'C:\\Teams.exe'}\n")
+    got = failures(run(MATCH + EDGE + teams_from_excel))
+    assert [m for _, _, m in got] == [
+        "no test where filter_optional_teams alone excludes the event: add a no_match event with Image ending in "
+        "'\\Teams.exe' (filter_optional_teams was true in 1 and false in 2 test events)"]
+
+
+def test_selection_never_decisive_names_what_to_add():
+    rule = RULE.replace("condition: selection and not 1 of filter_*",
+                        "condition: (selection or sel_other) and not 1 of filter_*").replace(
+        "    filter_optional_teams:", "    sel_other:\n        CommandLine|contains|all: ['http', 'urlcache']\n"
+                                     "    filter_optional_teams:")
+    got = failures(run(MATCH + EDGE + TEAMS, rule))
+    assert got == [(12, "Identifier not decisive",
+                    "no test where sel_other alone makes the rule match: add a match event with CommandLine "
+                    "containing 'http' and 'urlcache' (and the rest of the condition met) (sel_other was true in 0 "
+                    "and false in 3 test events)")]
+
+
+def test_value_coverage_notice_lists_unmatched_values_and_maps():
+    result = run(MATCH + EDGE + TEAMS)
+    [f] = [f for f in result.findings if f.title == "Value coverage"]
+    assert (f.level, f.start_line) == ("notice", 4)
+    assert f.message == ("Browser From Word: 67% of values matched by a test event (4/6); unmatched: selection: "
+                         "Image|endswith '\\firefox.exe'; filter_main_edge map 2 (Image 'C:\\Tools\\allowed.exe')")
+
+
+@pytest.mark.parametrize("config,level", [("coverage:\n  value_min_percent: 50\n", None),
+                                          ("coverage:\n  value_level: failure\n", "failure"),
+                                          ("coverage:\n  max_listed: 1\n", "notice")])
+def test_value_coverage_config(config, level):
+    found = [f for f in run(MATCH + EDGE + TEAMS, config=config).findings if f.title == "Value coverage"]
+    assert [f.level for f in found] == ([level] if level else [])
+    if "max_listed" in config:
+        assert found[0].message.endswith("'\\firefox.exe' and 1 more")
+
+
+@pytest.mark.parametrize("config,key", [("coverage:\n  colour: 1\n", "coverage.colour"),
+                                        ("coverage:\n  value_min_percent: 101\n", "coverage.value_min_percent"),
+                                        ("coverage:\n  value_level: loud\n", "coverage.value_level")])
+def test_bad_coverage_config(config, key):
+    [f] = run(MATCH, config=config).findings
+    assert (f.path, f.start_line, f.title) == (".github/detbot.yml", 2, "Configuration error")
+    assert f.message.startswith(key)
+
+
+def test_table_and_repository_percentage():
+    result = run(MATCH + EDGE)
+    repo = repository_coverage(result.context)
+    assert repo.summary() == {"rules": 1, "identifiers_decisive": 2, "identifiers": 3, "identifier_percent": 66.7,
+                              "values_matched": 3, "values": 6, "value_percent": 50.0}
+    text = format_report(repo)
+    assert "rules/r.yml: Browser From Word (1 match / 1 no_match tests, values 3/6)" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith("  ")}
+    assert rows["selection"] == ["select", "2", "0", "yes", "(1)"]
+    assert rows["filter_optional_teams"] == ["filter", "0", "2", "NO"]
+    assert rows["filter_main_edge"] == ["filter", "1", "1", "yes", "(1)"]
+    assert text.endswith("coverage: 2/3 identifiers shown decisive (66.7%), 3/6 values matched (50.0%) over 1 rules")
+
+
+def test_each_event_is_evaluated_once_for_tests_and_coverage(monkeypatch):
+    calls = []
+    original = CompiledRule.evaluate
+
+    def counting(self, event, full=False):
+        calls.append(full)
+        return original(self, event, full)
+
+    monkeypatch.setattr(CompiledRule, "evaluate", counting)
+    run(MATCH + EDGE + TEAMS, only=("tests", "coverage"))
+    assert calls == [True, True, True]
+
+
+def test_cli_prints_the_table(tmp_path, capsys):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules/r.yml").write_text(RULE)
+    (tmp_path / "rules/r.tests.yml").write_text(MATCH + EDGE)
+    main(["check", str(tmp_path), "--check", "coverage", "--coverage-table"])
+    captured = capsys.readouterr()
+    assert "  identifier             role    true  false  decisive" in captured.out
+    assert "coverage: 66.7% of identifiers shown decisive" in captured.err
+    main(["check", str(tmp_path), "--check", "coverage"])
+    assert "identifier  " not in capsys.readouterr().out
+
+
+# --- correlations ------------------------------------------------------------------------------------------------
+
+BASE = """\
+title: Failed Logon
+id: 5c3f0a8e-0000-4000-8000-000000000001
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+level: low
+"""
+CORR = """\
+title: Many Failed Logons
+id: 5c3f0a8e-0000-4000-8000-000000000002
+correlation:
+    type: event_count
+    rules:
+        - failed_logon
+    group-by:
+        - TargetUserName
+    timespan: 5m
+    condition:
+        gte: 3
+level: high
+"""
+
+
+def logon(user: str, minute: int, event_id: int = 4625) -> str:
+    return (f"- name: {user} {minute} {event_id}\n  expect: {'match' if event_id == 4625 else 'no_match'}\n"
+            f"  timestamp: '2026-01-01T10:{minute:02d}:00Z'\n"
+            f"  event: {{EventID: {event_id}, TargetUserName: {user}}}\n")
+
+
+def run_corr(base_tests: str):
+    files = {"rules/base.yml": BASE.encode(), "rules/base.tests.yml": base_tests.encode(),
+             "rules/corr.yml": CORR.encode()}
+    return run_checks(MemorySource(files), Config(), only=["coverage"]).findings
+
+
+def test_correlation_threshold_reached_and_not_reached():
+    tests = logon("alice", 1) + logon("alice", 2) + logon("alice", 3) + logon("bob", 1) + logon("x", 4, 4624)
+    assert [f for f in run_corr(tests) if f.path == "rules/corr.yml"] == []
+
+
+def test_correlation_threshold_never_not_reached():
+    tests = logon("alice", 1) + logon("alice", 2) + logon("alice", 3) + logon("x", 4, 4624)
+    [f] = [f for f in run_corr(tests) if f.path == "rules/corr.yml"]
+    assert (f.start_line, f.title) == (10, "Correlation threshold not shown")
+    assert f.message.startswith("the test events never show the threshold (>= 3) not reached: add events of a "
+                                "group (TargetUserName) that stays below it")
+
+
+def test_correlation_threshold_never_reached():
+    tests = logon("alice", 1) + logon("alice", 9) + logon("alice", 20) + logon("x", 4, 4624)
+    [f] = [f for f in run_corr(tests) if f.path == "rules/corr.yml"]
+    assert f.message.startswith("the test events never reach the threshold (>= 3, event_count, grouped by "
+                                "TargetUserName)")
+
+
+def test_correlation_referenced_rule_uncovered_or_missing():
+    found = [f for f in run_corr(logon("x", 4, 4624)) if f.path == "rules/corr.yml"]
+    assert (found[0].start_line, found[0].title) == (6, "Correlation rule not covered")
+    assert found[0].message == "no test event matches the referenced rule 'failed_logon': add a match test to it"
+    files = {"rules/corr.yml": CORR.replace("- failed_logon", "- nowhere").encode()}
+    [f] = run_checks(MemorySource(files), Config(), only=["coverage"]).findings
+    assert (f.start_line, f.message) == (6, "referenced rule 'nowhere' is not in the repository")
+
+
+def test_correlation_in_pull_request_mode_finds_rules_outside_the_change():
+    tests = logon("alice", 1) + logon("alice", 2) + logon("alice", 3) + logon("bob", 1) + logon("x", 4, 4624)
+    files = {"rules/base.yml": BASE.encode(), "rules/base.tests.yml": tests.encode(),
+             "rules/corr.yml": CORR.encode()}
+    result = run_checks(MemorySource(files), Config(), changed=["rules/corr.yml"], only=["coverage"])
+    assert result.findings == []

@@ -1,0 +1,96 @@
+"""`detbot explain RULE EVENT`: the tests check's explanation for any event file."""
+from __future__ import annotations
+
+import json
+
+from bot.cli import main
+from checks.evaluator import compile_rule
+from checks.explain import decisive, explain_evaluation, polarity, quote
+from checks.rulefile import build_rule
+
+RULE = """\
+title: Edge From Word
+logsource: {category: process_creation, product: windows}
+detection:
+    selection:
+        ParentImage|endswith: '\\winword.exe'
+    filter_main_edge:
+        Image|endswith: '\\msedge.exe'
+    condition: selection and not filter_main_edge
+"""
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_explain_bare_yaml_event(tmp_path, capsys):
+    rule = write(tmp_path, "r.yml", RULE)
+    event = write(tmp_path, "ev.yml", "ParentImage: 'C:\\Office\\winword.exe'\nImage: 'C:\\Edge\\msedge.exe'\n")
+    assert main(["explain", rule, event]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path}/ev.yml:1: ev: the rule did not match: selection true, filter_main_edge "
+                          "true. filter_main_edge: Image|endswith '\\msedge.exe' matched 'C:\\Edge\\msedge.exe', "
+                          "so the filter excluded the event.")
+
+
+def test_explain_tests_file_exit_code_follows_expectations(tmp_path, capsys):
+    rule = write(tmp_path, "r.yml", RULE)
+    tests = write(tmp_path, "r.tests.yml",
+                  "- name: good\n  expect: match\n  event: {ParentImage: 'x\\winword.exe', Image: chrome.exe}\n"
+                  "- name: bad\n  expect: match\n  event: {ParentImage: 'x\\excel.exe'}\n")
+    assert main(["explain", rule, tests]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{tmp_path}/r.tests.yml:1: good: expected match, and the rule matched")
+    assert lines[1].startswith(f"{tmp_path}/r.tests.yml:4: bad: expected match, but the rule did not match: "
+                               "selection false, filter_main_edge false. selection: ParentImage|endswith "
+                               "'\\winword.exe' did not match 'x\\excel.exe'")
+
+
+def test_explain_sigmahq_json_export_each_event(tmp_path, capsys):
+    rule = write(tmp_path, "r.yml", RULE)
+    ev = {"Event": {"System": {"EventID": 1}, "EventData": {"ParentImage": "C:\\winword.exe", "Image": "a.exe"}}}
+    export = write(tmp_path, "x.json", json.dumps(ev) + "\n" + json.dumps(ev) + "\n")
+    assert main(["explain", rule, export]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ", 1)[0] for line in out] == [f"{tmp_path}/x.json:1", f"{tmp_path}/x.json:2"]
+    assert all("the rule matched" in line for line in out)
+
+
+def test_explain_bad_inputs(tmp_path, capsys):
+    rule = write(tmp_path, "r.yml", RULE)
+    assert main(["explain", rule, str(tmp_path / "missing.yml")]) == 2
+    bad = write(tmp_path, "bad.yml", "- [unclosed\n")
+    assert main(["explain", rule, bad]) == 2
+    assert "YAML error" in capsys.readouterr().err
+    broken = write(tmp_path, "broken.yml", "title: x\n")
+    ev = write(tmp_path, "e.yml", "a: 1\n")
+    assert main(["explain", broken, ev]) == 2
+
+
+def test_explain_uses_the_repository_placeholders(tmp_path, capsys):
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github/detbot.yml").write_text("placeholders:\n  admins: [root]\n")
+    (tmp_path / "rules").mkdir()
+    rule = write(tmp_path, "rules/r.yml", "title: t\nlogsource: {product: x}\ndetection:\n  sel:\n"
+                                          "    User|expand: '%admins%'\n  condition: sel\n")
+    ev = write(tmp_path, "rules/e.yml", "User: root\n")
+    assert main(["explain", rule, ev]) == 0
+    assert "the rule matched" in capsys.readouterr().out
+
+
+def test_decisive_and_polarity_helpers():
+    data = {"title": "t", "logsource": {"product": "x"},
+            "detection": {"a": {"x": 1}, "b": {"y": 1}, "f": {"z": 1}, "condition": "(a or b) and not f"}}
+    rule, _ = build_rule(data)
+    c = compile_rule(rule, data=data)
+    assert polarity(c) == {"a": True, "b": True, "f": False}
+    assert decisive(c, {"a": True, "b": False, "f": False}) == ["a", "f"]
+    assert decisive(c, {"a": True, "b": True, "f": False}) == ["f"]
+    ev = c.evaluate({"x": 1, "y": 1}, full=True)
+    text = explain_evaluation(c, ev)
+    assert text.startswith("a true, b true, f false. f: z 1 failed: the event has no field z, so the filter did "
+                           "not exclude the event.")
+    assert quote("x" * 200).endswith("…'") and len(quote("x" * 200)) == 82

@@ -1,0 +1,276 @@
+"""Each embedded processor against the behaviour Elasticsearch's reference documents for it, failures included."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from checks.replay.ingest.pipeline import Pipeline, PipelineError
+
+
+def run(processors: list[dict[str, Any]], source: dict[str, Any]):
+    return Pipeline({"processors": processors}).run(source, timestamp="2024-01-01T00:00:00Z")
+
+
+def ok(processors: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
+    result = run(processors, source)
+    assert result.status == "ok", result.error
+    return result.source
+
+
+def failure(processors: list[dict[str, Any]], source: dict[str, Any]) -> str:
+    result = run(processors, source)
+    assert result.status == "failed", result
+    return result.error
+
+
+# --- grok ---------------------------------------------------------------------------------------------
+
+def test_grok_documented_example_with_types():
+    out = ok([{"grok": {"field": "message", "patterns": [
+        "%{IP:client} %{WORD:method} %{URIPATHPARAM:request} %{NUMBER:bytes:int} %{NUMBER:duration:double}"]}}],
+        {"message": "55.3.244.1 GET /index.html 15824 0.043"})
+    assert out["client"] == "55.3.244.1" and out["method"] == "GET" and out["request"] == "/index.html"
+    assert out["bytes"] == 15824 and out["duration"] == 0.043
+
+
+def test_grok_pattern_definitions_first_matching_pattern_and_trace_match():
+    pipeline = Pipeline({"processors": [
+        {"grok": {"field": "message", "patterns": ["%{FAVORITE_DOG:pet}", "%{FAVORITE_CAT:pet}"],
+                  "pattern_definitions": {"FAVORITE_DOG": "beagle", "FAVORITE_CAT": "burmese"},
+                  "trace_match": True}},
+        {"set": {"field": "matched_index", "value": "{{_ingest._grok_match_index}}"}}]})
+    out = pipeline.run({"message": "I love burmese cats!"}).source
+    assert out["pet"] == "burmese" and out["matched_index"] == "1"
+
+
+def test_grok_dotted_and_ecs_bracket_names_nest():
+    out = ok([{"grok": {"field": "message", "patterns": ["%{IP:source.ip} %{WORD:[event][action]}"]}}],
+             {"message": "10.1.2.3 logon"})
+    assert out["source"] == {"ip": "10.1.2.3"} and out["event"] == {"action": "logon"}
+
+
+def test_grok_no_match_is_a_failure_with_elasticsearch_wording():
+    err = failure([{"grok": {"field": "message", "patterns": ["^%{IP:ip}$"]}}], {"message": "not an ip"})
+    assert "Provided Grok expressions do not match field value: [not an ip]" in err
+
+
+def test_grok_missing_field_fails_unless_ignore_missing():
+    assert "field [message] not present" in failure(
+        [{"grok": {"field": "message", "patterns": ["%{WORD:w}"]}}], {})
+    assert ok([{"grok": {"field": "message", "patterns": ["%{WORD:w}"], "ignore_missing": True}}], {}) == {}
+
+
+def test_grok_unknown_pattern_and_unknown_option_are_load_errors():
+    with pytest.raises(PipelineError, match=r"Unable to find pattern \[NOPE\]"):
+        Pipeline({"processors": [{"grok": {"field": "m", "patterns": ["%{NOPE:x}"]}}]})
+    with pytest.raises(PipelineError, match=r"doesn't support one or more provided configuration parameters"):
+        Pipeline({"processors": [{"grok": {"field": "m", "patterns": ["%{WORD:x}"], "patern": 1}}]})
+
+
+# --- dissect ------------------------------------------------------------------------------------------
+
+def test_dissect_documented_access_log():
+    out = ok([{"dissect": {"field": "message", "pattern":
+               '%{clientip} %{ident} %{auth} [%{@timestamp}] "%{verb} %{request} HTTP/%{httpversion}" '
+               '%{status} %{size}'}}],
+             {"message": '1.2.3.4 - - [30/Apr/1998:22:00:52 +0000] "GET /english/venues/cities/images/'
+                         'montpellier/18.gif HTTP/1.0" 200 3171'})
+    assert out["clientip"] == "1.2.3.4" and out["ident"] == "-" and out["@timestamp"] == "30/Apr/1998:22:00:52 +0000"
+    assert out["verb"] == "GET" and out["httpversion"] == "1.0" and out["status"] == "200" and out["size"] == "3171"
+
+
+def test_dissect_right_padding_skip_and_named_skip():
+    out = ok([{"dissect": {"field": "message", "pattern": "%{ts->} %{?level} %{} %{msg}"}}],
+             {"message": "1998-08-10T17:15:42,466          WARN x hello there"})
+    assert out == {"message": "1998-08-10T17:15:42,466          WARN x hello there",
+                   "ts": "1998-08-10T17:15:42,466", "msg": "hello there"}
+
+
+def test_dissect_append_with_separator_and_order():
+    out = ok([{"dissect": {"field": "message", "pattern": "%{+name} %{+name} %{+name} %{+name}",
+                           "append_separator": " "}}], {"message": "john jacob jingleheimer schmidt"})
+    assert out["name"] == "john jacob jingleheimer schmidt"
+    out = ok([{"dissect": {"field": "message", "pattern": "%{+name/2} %{+name/4} %{+name/3} %{+name/1}",
+                           "append_separator": ","}}], {"message": "john jacob jingleheimer schmidt"})
+    assert out["name"] == "schmidt,john,jingleheimer,jacob"
+
+
+def test_dissect_reference_keys():
+    out = ok([{"dissect": {"field": "message", "pattern": "[%{ts}] [%{level}] %{*p1}:%{&p1} %{*p2}:%{&p2}"}}],
+             {"message": "[2018-08-10T17:15:42,466] [ERR] ip:1.2.3.4 error:REFUSED"})
+    assert out["ip"] == "1.2.3.4" and out["error"] == "REFUSED" and out["level"] == "ERR"
+
+
+def test_dissect_mismatch_fails():
+    err = failure([{"dissect": {"field": "message", "pattern": "%{a} [%{b}]"}}], {"message": "no brackets"})
+    assert "Unable to find match for dissect pattern" in err
+
+
+# --- kv -----------------------------------------------------------------------------------------------
+
+def test_kv_documented_example_and_target_prefix_include():
+    assert ok([{"kv": {"field": "message", "field_split": " ", "value_split": "="}}],
+              {"message": "ip=1.2.3.4 error=REFUSED"})["error"] == "REFUSED"
+    out = ok([{"kv": {"field": "message", "field_split": "&", "value_split": "=", "target_field": "q",
+                      "prefix": "arg_", "include_keys": ["a", "b"]}}], {"message": "a=1&b=2&c=3"})
+    assert out["q"] == {"arg_a": "1", "arg_b": "2"}
+
+
+def test_kv_trim_and_strip_brackets_and_repeated_keys():
+    out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "<>",
+                      "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w"})
+    assert out["k"] == "v1" and out["x"] == ["q", "w"]
+
+
+def test_kv_missing_value_split_fails():
+    assert "does not contain value_split" in failure(
+        [{"kv": {"field": "m", "field_split": " ", "value_split": "="}}], {"m": "a=1 oops"})
+
+
+# --- json ---------------------------------------------------------------------------------------------
+
+def test_json_target_field_in_place_and_add_to_root():
+    assert ok([{"json": {"field": "s", "target_field": "t"}}], {"s": '{"foo": 2000}'})["t"] == {"foo": 2000}
+    assert ok([{"json": {"field": "s"}}], {"s": '{"foo": 1}'})["s"] == {"foo": 1}
+    out = ok([{"json": {"field": "s", "add_to_root": True}}], {"s": '{"a": {"b": 1}}', "a": {"c": 2}})
+    assert out["a"] == {"b": 1}
+    out = ok([{"json": {"field": "s", "add_to_root": True, "add_to_root_conflict_strategy": "merge"}}],
+             {"s": '{"a": {"b": 1}}', "a": {"c": 2}})
+    assert out["a"] == {"b": 1, "c": 2}
+
+
+def test_json_invalid_and_non_object_root_fail():
+    assert "not valid JSON" in failure([{"json": {"field": "s"}}], {"s": "{nope"})
+    assert "cannot add non-map fields to root" in failure(
+        [{"json": {"field": "s", "add_to_root": True}}], {"s": "[1, 2]"})
+    with pytest.raises(PipelineError, match="add_to_root"):
+        Pipeline({"processors": [{"json": {"field": "s", "add_to_root": True, "target_field": "x"}}]})
+
+
+# --- csv ----------------------------------------------------------------------------------------------
+
+def test_csv_quotes_trim_empty_value_and_extra_columns():
+    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c", "d"], "trim": True, "empty_value": "-"}}],
+             {"m": ' x , "y, ""z""" ,, w, extra'})
+    assert out["a"] == "x" and out["b"] == 'y, "z"' and out["c"] == "-" and out["d"] == "w"
+    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c"]}}], {"m": "1,,3"})
+    assert "b" not in out and out["c"] == "3"
+
+
+def test_csv_unmatched_quote_fails():
+    assert "Unmatched quote" in failure([{"csv": {"field": "m", "target_fields": ["a"]}}], {"m": '"open'})
+
+
+# --- date ---------------------------------------------------------------------------------------------
+
+def test_date_formats_in_order_timezone_and_output():
+    out = ok([{"date": {"field": "d", "formats": ["dd/MM/yyyy HH:mm:ss", "ISO8601"], "timezone": "Europe/Amsterdam"}}],
+             {"d": "12/06/2016 17:00:00"})
+    assert out["@timestamp"] == "2016-06-12T17:00:00.000+02:00"
+    out = ok([{"date": {"field": "d", "formats": ["ISO8601"], "target_field": "t"}}], {"d": "2016-06-12T17:00:00+02:00"})
+    assert out["t"] == "2016-06-12T15:00:00.000Z"
+    assert ok([{"date": {"field": "d", "formats": ["UNIX"]}}], {"d": 1465750800})["@timestamp"] == \
+        "2016-06-12T17:00:00.000Z"
+    assert ok([{"date": {"field": "d", "formats": ["UNIX_MS"], "output_format": "yyyy/MM/dd HH:mm"}}],
+              {"d": "1465750800123"})["@timestamp"] == "2016/06/12 17:00"
+    assert ok([{"date": {"field": "d", "formats": ["dd/MMM/yyyy:HH:mm:ss Z"]}}],
+              {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T20:55:36.000Z"
+
+
+def test_date_unparseable_fails_and_unsupported_pattern_is_load_error():
+    assert "unable to parse date [yesterday]" in failure([{"date": {"field": "d", "formats": ["ISO8601"]}}],
+                                                         {"d": "yesterday"})
+    with pytest.raises(PipelineError, match=r"letter \[Q\]"):
+        Pipeline({"processors": [{"date": {"field": "d", "formats": ["yyyy QQQ"]}}]})
+
+
+# --- set / append / rename / remove -------------------------------------------------------------------
+
+def test_set_value_template_override_copy_from_and_ignore_empty():
+    out = ok([{"set": {"field": "host.os.name", "value": "{{os}}"}}], {"os": "Ubuntu"})
+    assert out["host"] == {"os": {"name": "Ubuntu"}}
+    assert ok([{"set": {"field": "a", "value": "new", "override": False}}], {"a": "old"})["a"] == "old"
+    assert ok([{"set": {"field": "a", "value": "new", "override": False}}], {"a": None})["a"] == "new"
+    assert ok([{"set": {"field": "b", "copy_from": "a"}}], {"a": [1, 2]})["b"] == [1, 2]
+    assert "b" not in ok([{"set": {"field": "b", "value": "{{missing}}", "ignore_empty_value": True}}], {})
+    with pytest.raises(PipelineError, match="not both"):
+        Pipeline({"processors": [{"set": {"field": "a", "value": 1, "copy_from": "b"}}]})
+
+
+def test_set_through_a_scalar_parent_fails():
+    assert "cannot set [b] with parent object of type [java.lang.String]" in failure(
+        [{"set": {"field": "a.b", "value": 1}}], {"a": "text"})
+
+
+def test_append_templates_and_duplicates():
+    out = ok([{"append": {"field": "tags", "value": ["production", "{{{app}}}", "{{{owner}}}"]}}],
+             {"tags": "existing", "app": "web", "owner": "ops"})
+    assert out["tags"] == ["existing", "production", "web", "ops"]
+    out = ok([{"append": {"field": "tags", "value": "a", "allow_duplicates": False}}], {"tags": ["a"]})
+    assert out["tags"] == ["a"]
+
+
+def test_rename_target_exists_missing_source_and_nested():
+    assert ok([{"rename": {"field": "provider", "target_field": "cloud.provider"}}],
+              {"provider": "aws"}) == {"cloud": {"provider": "aws"}}
+    assert "field [b] already exists" in failure([{"rename": {"field": "a", "target_field": "b"}}], {"a": 1, "b": 2})
+    assert "field [a] doesn't exist" in failure([{"rename": {"field": "a", "target_field": "b"}}], {})
+    assert ok([{"rename": {"field": "a", "target_field": "b", "ignore_missing": True}}], {}) == {}
+
+
+def test_remove_list_missing_and_keep():
+    assert ok([{"remove": {"field": ["user_agent", "url"]}}], {"user_agent": 1, "url": 2, "x": 3}) == {"x": 3}
+    assert "not present" in failure([{"remove": {"field": "nope"}}], {})
+    assert ok([{"remove": {"field": "nope", "ignore_missing": True}}], {"x": 1}) == {"x": 1}
+    assert ok([{"remove": {"keep": ["a.b"]}}], {"a": {"b": 1, "c": 2}, "d": 3}) == {"a": {"b": 1}}
+
+
+# --- convert and string processors ---------------------------------------------------------------------
+
+def test_convert_types_arrays_auto_and_failures():
+    out = ok([{"convert": {"field": "id", "type": "integer"}}, {"convert": {"field": "hex", "type": "long"}},
+              {"convert": {"field": "b", "type": "boolean"}}, {"convert": {"field": "l", "type": "float"}},
+              {"convert": {"field": "n", "type": "string", "target_field": "s"}},
+              {"convert": {"field": "a1", "type": "auto"}}, {"convert": {"field": "a2", "type": "auto"}}],
+             {"id": "1", "hex": "0x1F", "b": "TRUE", "l": ["1.5", "2"], "n": 7, "a1": "242.15", "a2": "text"})
+    assert out["id"] == 1 and out["hex"] == 31 and out["b"] is True and out["l"] == [1.5, 2.0]
+    assert out["s"] == "7" and out["n"] == 7 and out["a1"] == 242.15 and out["a2"] == "text"
+    assert "unable to convert [abc] to integer" in failure([{"convert": {"field": "x", "type": "integer"}}],
+                                                           {"x": "abc"})
+    assert "unable to convert [3000000000] to integer" in failure(
+        [{"convert": {"field": "x", "type": "integer"}}], {"x": "3000000000"})
+    assert "is not a boolean value" in failure([{"convert": {"field": "x", "type": "boolean"}}], {"x": "yes"})
+    assert "is not an IP string literal" in failure([{"convert": {"field": "x", "type": "ip"}}], {"x": "1.2.3"})
+    with pytest.raises(PipelineError, match=r"type \[date\] not supported"):
+        Pipeline({"processors": [{"convert": {"field": "x", "type": "date"}}]})
+
+
+def test_lowercase_uppercase_trim_on_strings_and_lists():
+    out = ok([{"lowercase": {"field": "a"}}, {"uppercase": {"field": "b", "target_field": "c"}},
+              {"trim": {"field": "d"}}], {"a": ["AbC", "X"], "b": "q", "d": "  sp  "})
+    assert out["a"] == ["abc", "x"] and out["c"] == "Q" and out["b"] == "q" and out["d"] == "sp"
+    assert "cannot be cast to [java.lang.String]" in failure([{"lowercase": {"field": "a"}}], {"a": 5})
+    assert "is null, cannot process it" in failure([{"trim": {"field": "a"}}], {"a": None})
+    assert ok([{"trim": {"field": "a", "ignore_missing": True}}], {"a": None}) == {"a": None}
+
+
+def test_gsub_java_replacement_groups():
+    assert ok([{"gsub": {"field": "f", "pattern": "\\.", "replacement": "-"}}], {"f": "127.0.0.1"})["f"] == "127-0-0-1"
+    out = ok([{"gsub": {"field": "f", "pattern": "(\\w+)@(\\w+)", "replacement": "$2 at \\$ $1"}}], {"f": "bob@corp"})
+    assert out["f"] == "corp at $ bob"
+
+
+def test_split_java_semantics():
+    assert ok([{"split": {"field": "f", "separator": "\\s+"}}], {"f": "a  b c"})["f"] == ["a", "b", "c"]
+    assert ok([{"split": {"field": "f", "separator": ","}}], {"f": "a,b,,"})["f"] == ["a", "b"]
+    assert ok([{"split": {"field": "f", "separator": ",", "preserve_trailing": True}}],
+              {"f": "a,b,,"})["f"] == ["a", "b", "", ""]
+    assert "cannot be cast" in failure([{"split": {"field": "f", "separator": ","}}], {"f": ["a"]})
+
+
+def test_drop_and_fail():
+    result = run([{"drop": {"if": "ctx.level == 'debug'"}}], {"level": "debug"})
+    assert result.status == "dropped" and result.source is None
+    assert run([{"drop": {"if": "ctx.level == 'debug'"}}], {"level": "info"}).status == "ok"
+    assert "bad level info" in failure([{"fail": {"message": "bad level {{level}}"}}], {"level": "info"})
