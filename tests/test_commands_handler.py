@@ -3,7 +3,7 @@ import pytest
 
 from bot.command_handlers import CommandError, forget_handled, handle_issue_comment
 from tests.fakegithub import issue_comment_event
-from tests.ghflow_support import INSTALLATION, base_files, gh, gh_app, good_rule  # noqa: F401
+from tests.ghflow_support import INSTALLATION, example_files, gh, gh_app, new_bundle  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
@@ -31,11 +31,11 @@ class Recorded:
 
 @pytest.fixture
 def pr(fake_github):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     fake_github.set_permission(repo, "maintainer", "maintain")
     fake_github.set_permission(repo, "writer", "write")
     fake_github.set_permission(repo, "triager", "triage")
-    return fake_github.open_pull(repo, {"rules/windows/a.yml": good_rule(1)})
+    return fake_github.open_pull(repo, new_bundle(1))
 
 
 def reactions(fake, payload):

@@ -4,13 +4,13 @@ import asyncio
 import pytest
 
 from bot.kpi_comment import KPI_MARKER, MAX_COMMENT, upsert_marked_comment
-from tests.ghflow_support import INSTALLATION, base_files, good_rule, gh, gh_app  # noqa: F401
+from tests.ghflow_support import INSTALLATION, example_files, new_bundle, gh, gh_app  # noqa: F401
 
 
 @pytest.fixture
 def pr(fake_github):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
-    return fake_github.open_pull(repo, {"rules/windows/a.yml": good_rule(1)})
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    return fake_github.open_pull(repo, new_bundle(1))
 
 
 def ours(fake, pr):
