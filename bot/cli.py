@@ -11,6 +11,7 @@ COMMANDS = [
     "bot.commands.explain",
     "bot.commands.new_rule",
     "bot.commands.replay",
+    "bot.commands.serve",
 ]
 
 
