@@ -12,6 +12,8 @@ COMMANDS = [
     "bot.commands.new_rule",
     "bot.commands.replay",
     "bot.commands.serve",
+    "bot.commands.alerts",
+    "bot.commands.kpi",
 ]
 
 
