@@ -13,6 +13,8 @@ from .yamldoc import Document, YamlError, decode, load_all
 
 # Rule files beyond this size are refused before parsing: no real rule comes near it.
 MAX_RULE_BYTES = 5 * 1024 * 1024
+# Documents per file beyond which the rest are not built (legacy collections hold a handful).
+MAX_DOCS = 500
 
 
 @dataclass
@@ -84,6 +86,9 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
     rf.lines = text.splitlines()
     try:
         for d in load_all(text):
+            if len(docs) == MAX_DOCS:
+                line = d.node.start_mark.line + 1 if d.node is not None else 1
+                raise YamlError(f"more than {MAX_DOCS} YAML documents in one file; the rest are not read", line, 1)
             docs.append(d)
     except YamlError as e:
         rf.yaml_error = e

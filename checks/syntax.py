@@ -13,7 +13,7 @@ from typing import Any
 
 from sigma.exceptions import SigmaError, SigmaTagError
 from sigma.modifiers import reverse_modifier_mapping
-from sigma.rule import SigmaDetectionItem
+from sigma.rule import SigmaDetectionItem, SigmaLogSource
 
 from . import attack, offline
 from .config import CONFIG_PATH, ConfigError
@@ -64,6 +64,8 @@ def _issue_message(issue: Any) -> str:
             value = value.original
         elif isinstance(value, SigmaDetectionItem):
             value = _describe_item(value)
+        elif isinstance(value, SigmaLogSource):
+            value = "/".join(str(v) for v in (value.product, value.category, value.service) if v)
         if value not in (None, ""):
             details.append(f"{f.name}: {value}")
     text = type(issue).description
@@ -123,8 +125,16 @@ class SyntaxRun:
 
     def document(self, rf: RuleFile, rd: RuleDoc) -> None:
         loc = Locator(rf, rd)
+        for path, pos in rd.doc.duplicates:
+            first = rd.doc.keys.get(path)
+            self.add(rf, pos, "failure", "Duplicate key",
+                     f"key {'.'.join(map(str, path))!r} repeats line {first.line if first else '?'}; YAML keeps only "
+                     "this last one, the earlier value is silently lost", rd)
         for err in rd.errors:
-            self.add(rf, loc.error(err), "failure", _error_title(err), _message(err), rd)
+            pos, title, message = loc.error(err), _error_title(err), _message(err)
+            if title == "Sigma tag error" and 0 < pos.line <= len(rf.lines):
+                message = f"{rf.lines[pos.line - 1][pos.column - 1:].strip()!r}: {message}"
+            self.add(rf, pos, "failure", title, message, rd)
         rule = rd.rule
         conditions = getattr(getattr(rule, "detection", None), "parsed_condition", None)
         if conditions is None:
