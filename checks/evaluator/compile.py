@@ -302,6 +302,8 @@ def _grouped_any(tests: list[Test]) -> Test:
 class _Detection:
     """A search identifier's definition: a map (AND of items), or a list (OR of maps / values)."""
 
+    __slots__ = ("all", "children", "fast")
+
     def __init__(self, identifier: str, path: tuple, det: SigmaDetection, raw: Any,
                  placeholders: dict[str, list[str]], errors: list[str]):
         self.all = det.item_linking is ConditionAND
