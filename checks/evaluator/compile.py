@@ -6,6 +6,7 @@ that coverage and explanations need.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Callable
@@ -78,7 +79,8 @@ class _Item:
     def __init__(self, identifier: str, path: tuple, item: SigmaDetectionItem, modifiers: list[str],
                  placeholders: dict[str, list[str]], errors: list[str]):
         self.identifier, self.yaml_path, self.field = identifier, path, item.field
-        self.modifiers = modifiers
+        # Interned and shared: a catalog repeats the same few modifier chains thousands of times.
+        self.modifiers = _mods(modifiers)
         self.item = item
         self.all = item.value_linking is ConditionAND
         self.negated = bool(item.negated)
@@ -218,6 +220,12 @@ def _combine(children: list[list[list[tuple]]], conjunction: bool) -> list[list[
 
 
 _NO_REFS: frozenset[str] = frozenset()
+_MODS: dict[tuple, tuple] = {}
+
+
+def _mods(modifiers: list[str]) -> tuple[str, ...]:
+    key = tuple(modifiers)
+    return _MODS.setdefault(key, tuple(sys.intern(m) for m in key))
 
 
 def _direct_fast(shapes: list[tuple], name: str) -> Callable[[EventView], bool] | None:

@@ -54,20 +54,28 @@ def never(fv: FieldValue, view: EventView) -> bool:
 
 # --- strings ----------------------------------------------------------------------------------
 
+_M = SpecialChars.WILDCARD_MULTI
+
+
 def string_shape(s: SigmaString) -> tuple[str, str | None]:
-    """(kind, text): kind is exact|prefix|suffix|contains|any|pattern; text is the literal part."""
+    """(kind, text): kind is exact|prefix|suffix|contains|any|pattern; text is the literal part.
+    Placeholders (unresolved |expand) make it a pattern."""
     parts = s.s
-    if not any(isinstance(p, SpecialChars) for p in parts):
-        return "exact", "".join(parts)
-    M = SpecialChars.WILDCARD_MULTI
-    if parts == [M]:
-        return "any", None
-    if len(parts) == 2 and isinstance(parts[1], str) and parts[0] is M:
-        return "suffix", parts[1]
-    if len(parts) == 2 and isinstance(parts[0], str) and parts[1] is M:
-        return "prefix", parts[0]
-    if len(parts) == 3 and parts[0] is M and parts[2] is M and isinstance(parts[1], str):
-        return "contains", parts[1]
+    n = len(parts)
+    if n == 0:
+        return "exact", ""
+    types = [type(p) is str for p in parts]
+    if all(types):
+        return "exact", "".join(parts)  # type: ignore[arg-type]
+    if n == 1:
+        return ("any", None) if parts[0] is _M else ("pattern", None)
+    if n == 2:
+        if parts[0] is _M and types[1]:
+            return "suffix", parts[1]  # type: ignore[return-value]
+        if types[0] and parts[1] is _M:
+            return "prefix", parts[0]  # type: ignore[return-value]
+    elif n == 3 and parts[0] is _M and parts[2] is _M and types[1]:
+        return "contains", parts[1]  # type: ignore[return-value]
     return "pattern", None
 
 
@@ -129,7 +137,7 @@ def plain_shapes(v: Any) -> list[tuple] | None:
                 return None
             out.extend(shapes)
         return out
-    if type(v) is not SigmaString or v.contains_placeholder():
+    if type(v) is not SigmaString:
         return None
     kind, text = string_shape(v)
     if kind in ("any", "pattern"):
