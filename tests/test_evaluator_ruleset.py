@@ -53,3 +53,19 @@ def test_rules_with_only_negations_are_always_candidates():
     rs = RuleSet([c])
     assert rs.always == [0]
     assert rs.matching({"b": 1}) == [c] and rs.matching({"a": "X"}) == []
+
+
+def test_a_failing_set_match_makes_every_clause_hold():
+    class Broken:
+        def Match(self, text):  # what the RE2 binding returns when its DFA runs out of memory
+            return None
+
+    field, _, targets, every = DIFF_SET.sets[0]
+    DIFF_SET.sets[0] = (field, Broken(), targets, every)
+    try:
+        view = EventView({field: "anything"})
+        rules_of_field = {DIFF_SET.clause_rule[c] for c in every}
+        candidates = set(DIFF_SET.candidates(view))
+        assert {r for r in rules_of_field if DIFF_SET.need[r] == 1} <= candidates
+    finally:
+        DIFF_SET.sets[0] = (field, _, targets, every)

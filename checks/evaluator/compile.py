@@ -352,9 +352,6 @@ class _Detection:
         fasts = tuple(c.fast for c in self.children)
         if len(fasts) == 1:
             self.fast = fasts[0]
-        elif len(fasts) == 2:
-            f1, f2 = fasts
-            self.fast = (lambda view: f1(view) and f2(view)) if self.all else (lambda view: f1(view) or f2(view))
         elif self.all:
             def every(view: EventView) -> bool:
                 for f in fasts:
@@ -417,16 +414,24 @@ class CompiledRule:
             raw = raw_det.get(name) if isinstance(raw_det, Mapping) else None
             self.detections[name] = _Detection(name, ("detection", name), detections[name], raw,
                                                placeholders, self.errors)
-        self.fields: set[str] = set()
-        for d in self.detections.values():
-            for it in d.items():
-                if it.field is not None:
-                    self.fields.add(it.field)
-                self.fields |= it.refs
+        self._fields: set[str] | None = None
         dets = self.detections
         fast = [cond.build(t, lambda i: dets[i].fast) for t in self.trees]
         self._fast = fast[0] if len(fast) == 1 else (lambda view: any(f(view) for f in fast))
         self._outcome_fn: Callable[[Any], bool] | None = None
+
+    @property
+    def fields(self) -> set[str]:
+        """Field names the rule reads (items and field references); computed on first use."""
+        if self._fields is None:
+            fields: set[str] = set()
+            for d in self.detections.values():
+                for it in d.items():
+                    if it.field is not None:
+                        fields.add(it.field)
+                    fields |= it.refs
+            self._fields = fields
+        return self._fields
 
     def _outcome(self, values: Mapping[str, bool]) -> bool:
         if self._outcome_fn is None:

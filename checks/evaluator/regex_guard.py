@@ -45,16 +45,8 @@ class GuardedRegex:
             self._compile()
 
     def _compile(self) -> None:
-        pattern, flags = self.pattern, self.flags
-        try:
-            if "$" in pattern and not flags & re.MULTILINE:
-                # PCRE's `$` also matches before a final newline; RE2's only at the very end.
-                raise re2.error("end anchor")
-            self._search = _re2_compile(pattern, flags).search
-            self.engine = "re2"
-        except re2.error:
-            self._search = regex.compile(pattern, flags | regex.V0).search
-            self.engine = "regex"
+        self.engine, compiled = _guarded_compile(self.pattern, self.flags)
+        self._search = compiled.search
 
     def search(self, text: str) -> bool:
         if not self.engine:
@@ -65,6 +57,18 @@ class GuardedRegex:
             return self._search(text, timeout=self.timeout) is not None
         except TimeoutError as e:
             raise RegexTimeout(f"regular expression '{self.pattern}' timed out after {self.timeout}s") from e
+
+
+@lru_cache(maxsize=4096)
+def _guarded_compile(pattern: str, flags: int) -> tuple[str, Any]:
+    """(engine, compiled pattern), shared by every rule using the same pattern."""
+    if "$" not in pattern or flags & re.MULTILINE:
+        # (With `$` outside multi-line mode, PCRE also matches before a final newline; RE2 does not.)
+        try:
+            return "re2", _engine_compile(pattern, flags)
+        except re2.error:
+            pass
+    return "regex", regex.compile(pattern, flags | regex.V0)
 
 
 @lru_cache(maxsize=4096)

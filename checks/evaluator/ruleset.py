@@ -49,6 +49,9 @@ class RuleSet:
         self.always = always
         options = re2.Options()
         options.log_errors = False
+        # RE2 builds a set's DFA lazily and gives up (no matches reported) if it outgrows this;
+        # the sentinel below turns that into "every clause of the field holds", never a miss.
+        options.max_mem = 64 << 20
         by_field: dict[str, list[tuple[str, int]]] = {}
         self.numbers: dict[str, dict[Any, list[int]]] = {}
         for (field, (kind, value, _chance)), aid in atom_ids.items():
@@ -56,26 +59,31 @@ class RuleSet:
                 by_field.setdefault(field, []).append((value, aid))
             else:
                 self.numbers.setdefault(field, {})[value] = atom_clauses[aid]
-        self.sets: list[tuple[str, Any, list[list[int]]]] = []
+        self.sets: list[tuple[str, Any, list[list[int]], list[int]]] = []
         for field, patterns in by_field.items():
             rs = re2.Set.SearchSet(options)
-            targets: list[list[int]] = []
+            rs.Add("(?s)^")  # index 0 matches every text: a result without it means RE2 failed
+            targets: list[list[int]] = [[]]
             for pattern, aid in patterns:
                 if rs.Add(pattern) < 0:  # cannot happen for escaped literals; stay correct anyway
                     self.always.extend(self.clause_rule[c] for c in atom_clauses[aid])
                     continue
                 targets.append(atom_clauses[aid])
             rs.Compile()
-            self.sets.append((field, rs, targets))
+            self.sets.append((field, rs, targets, sorted({c for t in targets for c in t})))
         self.always = sorted(set(self.always))
 
     def candidates(self, view: EventView) -> list[int]:
         """Rules whose every clause has an atom holding in this event, and the unconstrained ones."""
         clauses: set[int] = set()
-        for field, rs, targets in self.sets:
+        for field, rs, targets, every in self.sets:
             fv = view.leaves() if field == _KEYWORDS else view.field(field)
             for x in fv.lows:
-                for a in rs.Match(x) or ():
+                found = rs.Match(x)
+                if not found:  # RE2 gave up on this text: assume every atom holds
+                    clauses.update(every)
+                    continue
+                for a in found:
                     clauses.update(targets[a])
         for field, table in self.numbers.items():
             fv = view.leaves() if field == _KEYWORDS else view.field(field)

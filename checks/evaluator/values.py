@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from datetime import datetime
+from functools import lru_cache
 from ipaddress import ip_address
 from typing import Any, Callable
 
@@ -42,6 +43,12 @@ Test = Callable[[FieldValue, EventView], bool]
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
+
+
+@lru_cache(maxsize=4096)
+def _wildcard_matcher(pattern: str) -> Any:
+    # Shared: catalogs repeat the same wildcard values across many rules.
+    return re2.compile(pattern, _RE2_OPTIONS).fullmatch
 
 
 class UnsupportedValue(Exception):
@@ -115,8 +122,7 @@ def string_test(s: SigmaString) -> Test:
         def test(fv: FieldValue, view: EventView) -> bool:
             return any(text in x for x in getattr(fv, attr))
     else:
-        pattern = wildcard_regex(s, not cased)
-        full = re2.compile(pattern, _RE2_OPTIONS).fullmatch
+        full = _wildcard_matcher(wildcard_regex(s, not cased))
 
         def test(fv: FieldValue, view: EventView) -> bool:
             return any(full(x) is not None for x in getattr(fv, attr))
@@ -142,7 +148,8 @@ def plain_shapes(v: Any) -> list[tuple] | None:
     kind, text = string_shape(v)
     if kind in ("any", "pattern"):
         return None
-    return [(kind, text.lower(), False)]  # type: ignore[union-attr]
+    low = text.lower()  # type: ignore[union-attr]
+    return [(kind, text if low == text else low, False)]  # share pySigma's string when already lower
 
 
 def shape_atom(kind: str, text: str, cased: bool = False) -> tuple:
