@@ -94,5 +94,20 @@ def _parse(c: Any) -> Any:
         return c.parse(postprocess=False)  # raises pySigma's own error for the message
 
 
+_EXPANDED: dict[tuple, Any] = {}
+
+
 def parse_conditions(rule: SigmaRule) -> list[Any]:
-    return [expand(_parse(c), rule) for c in rule.detection.parsed_condition]
+    """Expanded condition trees. Shared between rules with the same condition text and the same
+    search identifiers (catalogs repeat `1 of selection_* and not 1 of filter_*` endlessly)."""
+    names = tuple(rule.detection.detections)
+    out = []
+    for c in rule.detection.parsed_condition:
+        key = (c.condition, names)
+        tree = _EXPANDED.get(key)
+        if tree is None:
+            tree = expand(_parse(c), rule)
+            if len(_EXPANDED) < 4096:
+                _EXPANDED[key] = tree
+        out.append(tree)
+    return out
