@@ -275,3 +275,38 @@ def test_broken_condition_is_a_compile_error():
     rule, _ = build_rule(data)
     with pytest.raises(CompileError):
         compile_rule(rule, data=data)
+
+
+def test_neq_negates_the_item():
+    c = sel("User|neq", "admin")
+    assert m(c, {"User": "bob"}) and not m(c, {"User": "ADMIN"})
+
+
+def test_timestamp_part_modifiers():
+    assert m(sel("ts|hour", 13), {"ts": "2024-05-01T13:45:00Z"})
+    assert not m(sel("ts|hour", 13), {"ts": "2024-05-01T14:45:00Z"})
+    assert m(sel("ts|month", 5), {"ts": "2024-05-01 00:00:00"}) and not m(sel("ts|month", 5), {"ts": "junk"})
+
+
+def test_condition_list_is_or():
+    data = {"title": "t", "logsource": {"product": "x"},
+            "detection": {"a": {"f": 1}, "b": {"g": 1}, "condition": ["a", "b"]}}
+    rule, errors = build_rule(data)
+    c = compile_rule(rule, data=data)
+    assert c.identifiers == ["a", "b"]
+    assert m(c, {"g": 1}) and m(c, {"f": 1}) and not m(c, {})
+
+
+def test_regex_end_anchor_follows_pcre():
+    # PCRE (the flavour the specification names) lets `$` match before a final newline
+    assert m(sel("f|re", "abc$"), {"f": "xabc\n"})
+    assert not m(sel("f|re", "abc$"), {"f": "abc\nx"})
+
+
+def test_rules_with_lookarounds_load():
+    data = {"title": "t", "logsource": {"product": "x"},
+            "detection": {"sel": {"f|re": "(?<!\\\\)cmd(?=\\.exe)"}, "condition": "sel"}}
+    rule, errors = build_rule(data)
+    assert not errors
+    c = compile_rule(rule, data=data)
+    assert m(c, {"f": "c:/cmd.exe"}) and not m(c, {"f": "\\cmd.exe"}) and not m(c, {"f": "cmd.com"})

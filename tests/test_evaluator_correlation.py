@@ -97,3 +97,15 @@ def test_missing_referenced_rule_is_reported():
     c = corr({"type": "event_count", "rules": ["nope"], "timespan": "1m", "condition": {"gte": 1}})
     r = evaluate_correlation(c, RULES, [({"EventID": 4625}, T0)])
     assert not r.matched and "nope" in r.errors[0]
+
+
+def test_temporal_with_extended_condition():
+    c = corr({"type": "temporal", "group-by": ["User"], "timespan": "1m",
+              "condition": "failed_logon and not successful_logon"})
+    only_failed = [at(0, EventID=4625, User="a")]
+    both = [at(0, EventID=4625, User="a"), at(2, EventID=4624, User="a")]
+    assert evaluate_correlation(c, RULES, only_failed).matched
+    r = evaluate_correlation(c, RULES, both)
+    assert r.threshold == "failed_logon and not successful_logon"
+    # a window starting at the success sees only it; the one starting at the failure sees both
+    assert not r.groups[("a",)].reached
