@@ -310,3 +310,10 @@ def test_rules_with_lookarounds_load():
     assert not errors
     c = compile_rule(rule, data=data)
     assert m(c, {"f": "c:/cmd.exe"}) and not m(c, {"f": "\\cmd.exe"}) and not m(c, {"f": "cmd.com"})
+
+
+def test_yaml_timestamps_in_events_compare_as_iso_text():
+    from datetime import datetime, timezone
+    when = datetime(2024, 5, 1, 13, 45, tzinfo=timezone.utc)
+    assert m(sel("ts|startswith", "2024-05-01T13"), {"ts": when})
+    assert m(sel("ts|hour", 13), {"ts": when})

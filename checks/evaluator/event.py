@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from .fields import MISSING, leaf_values, lookup
@@ -24,6 +25,8 @@ def text_of(value: Any) -> str | None:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, date):  # YAML test events turn unquoted timestamps into datetimes
+        return value.isoformat()
     return None
 
 
