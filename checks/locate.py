@@ -203,6 +203,12 @@ class Locator:
             bad = self.find_value(lambda v: "." not in str(v), ("tags",))
             if bad:
                 return self.value_at(bad)
+        correlation = self.data.get("correlation")
+        if isinstance(err, SigmaCorrelationRuleError) and isinstance(correlation, dict):
+            # "... group-by definition must be ...": the correlation attribute the message names.
+            for key in sorted(correlation, key=lambda k: -len(str(k))):
+                if re.search(rf"\b{re.escape(str(key))}\b", msg) and not quoted:
+                    return self.value_at(("correlation", key))
         for text in quoted:
             # A quoted value in the message (a regex, a CIDR, a date): point at it in the rule.
             path = self.value(text, ("detection",)) or self.value(text, ())

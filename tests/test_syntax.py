@@ -275,11 +275,19 @@ def test_correlation_references_must_exist():
         [("rules/corr.yml", line_of(CORRELATION, "missing_rule"), col_of(CORRELATION, "missing_rule"))]
 
 
-def test_broken_correlation_is_a_finding():
-    text = CORRELATION.replace("type: event_count", "type: not_a_type")
+@pytest.mark.parametrize("old,new,needle,title", [
+    ("type: event_count", "type: not_a_type", "not_a_type", "Sigma correlation type error"),
+    ("timespan: 1h", "timespan: 1x", "1x", "Sigma timespan error"),
+    ("    group-by:\n        - Computer", "    group-by: 5", "5", "Sigma correlation rule error"),
+    ("gte: 3", "gte: abc", "abc", "Sigma correlation condition error"),
+])
+def test_correlation_errors_at_their_attribute(old, new, needle, title):
+    text = CORRELATION.replace(old, new)
+    assert text != CORRELATION
     findings = run_syntax({"rules/a.yml": GOOD, "rules/corr.yml": text}, CORE_ONLY)
-    f = [f for f in findings if f.path == "rules/corr.yml" and f.level == "failure"][0]
-    assert f.start_line == line_of(text, "not_a_type") or f.start_line == line_of(text, "correlation:")
+    f = only([f for f in findings if f.path == "rules/corr.yml"], title)[0]
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.endswith(": " + needle))
+    assert (f.start_line, f.start_column) == (line, text.splitlines()[line - 1].index(needle) + 1)
 
 
 def test_anything_pysigma_raises_becomes_a_finding(monkeypatch):
