@@ -338,3 +338,37 @@ def test_pull_request_mode_on_github_reads_no_extra_files():
     findings = run_checks(source, parse_config(CORE_ONLY), changed=["rules/corr.yml"], only=["syntax"]).findings
     assert set(reads) <= {"rules/corr.yml"}
     assert not [f for f in findings if f.title == "Unknown correlated rule"]
+
+
+LEGACY = """\
+action: global
+title: Legacy Collection
+id: 7d1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b17
+status: test
+level: high
+detection:
+    condition: selection
+---
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\\\\x.exe'
+---
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        Image|endwith: '/x'
+"""
+
+
+def test_legacy_collection_documents_share_the_global_id():
+    findings = run_syntax({"rules/coll.yml": LEGACY}, CORE_ONLY)
+    assert not [f for f in findings if f.title == "Duplicate rule id"]
+    assert only(findings, "Unknown modifier 'endwith'")[0].start_line == line_of(LEGACY, "endwith")
+    other = GOOD.replace("3c1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b11", "7d1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b17")
+    dups = only(run_syntax({"rules/coll.yml": LEGACY, "rules/other.yml": other}, CORE_ONLY), "Duplicate rule id")
+    assert sorted((f.path, f.start_line) for f in dups) == [("rules/coll.yml", 3), ("rules/other.yml", 2)]
