@@ -7,8 +7,8 @@ ids, and the rules a correlation refers to. Anything pySigma raises becomes a fi
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
 from dataclasses import dataclass, fields, is_dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sigma.exceptions import SigmaError, SigmaTagError

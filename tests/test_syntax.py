@@ -195,16 +195,28 @@ def test_validator_config_passed_to_constructor():
     assert not run_syntax({"rules/r.yml": text}, relaxed)
 
 
-def test_unknown_validator_is_a_config_error_at_its_line():
+def test_unknown_validator_is_a_config_error_at_its_line(tmp_path, capsys):
     cfg = "rules: ['rules/**/*.yml']\nvalidators:\n  validators:\n    - all\n    - -no_such_validator\n"
-    findings = run_syntax({"rules/r.yml": GOOD}, cfg)
-    f = only(findings, "Invalid validator config")[0]
-    assert (f.path, f.start_line, f.level) == (".github/detbot.yml", 5, "failure")
-    assert "no_such_validator" in f.message
-    from checks.validation import build_validators
     with pytest.raises(ConfigError) as e:
-        build_validators(parse_config(cfg))
-    assert e.value.line == 5
+        parse_config(cfg)
+    assert (e.value.line, e.value.key) == (5, "validators.validators.1")
+    assert "no_such_validator" in str(e.value)
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "detbot.yml").write_text(cfg)
+    from bot.cli import main
+    assert main(["check", str(tmp_path)]) == 2
+    assert ".github/detbot.yml:5" in capsys.readouterr().err
+    bad_exclusion = "validators:\n  exclusions:\n    some-id: [attacktag, nope]\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(bad_exclusion)
+    assert e.value.line == 3
+
+
+def test_invalid_validator_config_built_in_code_is_a_finding():
+    cfg = Config(validators={"validators": ["all", "-no_such_validator"]})
+    findings = run_checks(MemorySource({"rules/r.yml": GOOD.encode()}), cfg, only=["syntax"]).findings
+    f = only(findings, "Invalid validator config")[0]
+    assert (f.path, f.level) == (".github/detbot.yml", "failure")
 
 
 def test_legacy_defense_evasion_satisfies_v19_tactic():
