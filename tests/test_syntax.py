@@ -384,3 +384,15 @@ def test_legacy_collection_documents_share_the_global_id():
     other = GOOD.replace("3c1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b11", "7d1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b17")
     dups = only(run_syntax({"rules/coll.yml": LEGACY, "rules/other.yml": other}, CORE_ONLY), "Duplicate rule id")
     assert sorted((f.path, f.start_line) for f in dups) == [("rules/coll.yml", 3), ("rules/other.yml", 2)]
+
+
+def test_issue_about_a_modifier_lands_on_the_key_using_it():
+    text = mutate("        CommandLine|contains|all:\n            - 'urlcache'\n            - 'http'",
+                  "        CommandLine|contains: 'urlcache'\n        CommandLine|endswith|all: 'http'")
+    cfg = "validators:\n  validators: [sigmahq_invalid_all_modifier, all_of_them_condition]\n"
+    text = mutate("condition: all of selection_*", "condition: selection_img and all of them", text)
+    findings = run_syntax({"rules/r.yml": text}, cfg)
+    f = only(findings, "sigmahq_invalid_all_modifier")[0]
+    assert f.start_line == line_of(text, "CommandLine|endswith|all")
+    them = only(findings, "all_of_them_condition")[0]
+    assert (them.start_line, them.start_column) == (line_of(text, "condition:"), col_of(text, "them"))
