@@ -310,10 +310,10 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
     def add(line: int, level: Level, title: str, message: str) -> None:
         out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, rid))
 
-    if not runs.tests.tests and not runs.tests.findings:
-        add(det_line, "failure", "No tests",
-            f"{cdoc.label}: no test events; add {bundle.name}.tests.yml with at least one match and one no_match "
-            f"event")
+    if not runs.tests.tests:
+        why = ("its test files could not be read (see the tests check)" if runs.tests.findings else
+               f"add {bundle.name}.tests.yml with at least one match and one no_match event")
+        add(det_line, "failure", "No tests", f"{cdoc.label}: no test events; {why}")
         return cov, out
     if cov.match_tests == 0:
         add(det_line, "failure", "No match test",

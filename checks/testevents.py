@@ -197,7 +197,7 @@ def _load_single(source: FileSource, path: str, out: LoadedTests, seen: dict[str
     if path.endswith(".json"):
         try:
             text = raw.decode("utf-8-sig")
-            data = json.loads(text)
+            data = _json_loads(text)
         except UnicodeDecodeError as e:
             out.findings.append(_finding(path, 1, "Malformed test file", f"not UTF-8 text: {e}", rule_id=rule_id))
             return
@@ -213,6 +213,14 @@ def _load_single(source: FileSource, path: str, out: LoadedTests, seen: dict[str
     if doc is None:
         return
     _test_from_mapping(doc.data, path, lambda *keys: doc.line(keys), stem, out, seen, rule_id)
+
+
+def _json_loads(text: str) -> Any:
+    """json.loads, with absurd nesting reported as a JSON error rather than a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nesting too deep", text, 0) from None
 
 
 def _json_key_lines(text: str) -> dict[str, int]:
@@ -275,7 +283,10 @@ def events_from_json_stream(text: str) -> Iterator[tuple[int, Any]]:
             i += 1
         if i >= n:
             return
-        value, end = decoder.raw_decode(text, i)
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except RecursionError:
+            raise json.JSONDecodeError("nesting too deep", text, i) from None
         line = text.count("\n", 0, i) + 1
         if isinstance(value, list) and count == 0 and text[end:].strip() == "":
             # A single array: its items are the events.

@@ -271,3 +271,9 @@ def test_correlation_with_its_own_scenario_tests_in_one_file():
     [f] = run_checks(MemorySource(files), Config(), only=["coverage"]).findings
     assert (f.start_line, f.title) == (19, "Correlation threshold not shown")
     assert "not reached" in f.message
+
+
+def test_unreadable_tests_give_one_coverage_finding():
+    [f] = run("- name: x\n  expect: maybe\n  event: {a: 1}\n").findings
+    assert (f.title, f.start_line) == ("No tests", 4)
+    assert f.message.endswith("no test events; its test files could not be read (see the tests check)")
