@@ -353,8 +353,8 @@ def check_correlation(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, 
     def add(line: int, title: str, message: str, level: Level = "failure") -> None:
         out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, corr_doc.rule_id))
 
-    for i, ref, problem in run.problems:
-        add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered", problem)
+    for i, ref, problem, level in run.problems:
+        add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered", problem, level)
     for i, ref in enumerate(run.refs):
         if ref in run.matched_by_ref and run.matched_by_ref[ref] == 0:
             where = "the correlation's tests" if run.own else "its tests"
