@@ -273,6 +273,13 @@ def _resolve_upward(source: FileSource, start_dir: str, rel: str) -> str | None:
         d = dirname(d)
 
 
+def _listed_but_unread(source: FileSource, rel: str) -> bool:
+    """A path the repository listing has but the source cannot read: the bot fetches only what a pull request
+    touched, so SigmaHQ regression data may be listed and absent."""
+    rel = normpath(rel.replace("\\", "/"))
+    return any(p == rel or p.endswith("/" + rel) for p in source.paths()) and not source.exists(rel)
+
+
 def events_from_json_stream(text: str) -> Iterator[tuple[int, Any]]:
     """Every JSON value in `text`, written one after another (SigmaHQ's exports, JSON Lines, or a lone array
     of events), with the line it starts on. Raises json.JSONDecodeError with the offending line."""
@@ -361,6 +368,11 @@ def _load_sigmahq(source: FileSource, rule_path: str, rule_data: dict, rule_line
         return
     info_path = _resolve_upward(source, dirname(rule_path), rel.strip())
     if info_path is None:
+        if _listed_but_unread(source, rel.strip()):
+            out.findings.append(_finding(rule_path, rule_line, "Regression tests not read",
+                                         f"{rel} is in the repository but not among the files this run could read",
+                                         "warning", rule_id))
+            return
         out.findings.append(_finding(rule_path, rule_line, "Regression tests missing",
                                      f"regression_tests_path names {rel}, which is not in the repository",
                                      rule_id=rule_id))

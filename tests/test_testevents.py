@@ -221,3 +221,12 @@ def test_absurdly_nested_json_is_a_finding():
     assert [f.title for f in out.findings] == ["Malformed test file"]
     src = MemorySource({"e.json": deep.encode()})
     assert [f.title for f in load_event_file(src, "e.json").findings] == ["Malformed event file"]
+
+
+def test_sigmahq_data_listed_but_not_fetched_is_a_warning():
+    src = MemorySource({"rules/windows/r.yml": SIGMAHQ_RULE.encode()},
+                       listing=["rules/windows/r.yml", "regression_data/rules/windows/r/info.yml"])
+    doc = load_one(SIGMAHQ_RULE.encode())
+    out = load_tests(src, [], "rules/windows/r.yml", doc.data, doc)
+    [f] = out.findings
+    assert (f.level, f.title, f.start_line) == ("warning", "Regression tests not read", 4)
