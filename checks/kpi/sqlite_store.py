@@ -103,8 +103,9 @@ class SQLiteStore(AlertStore):
             raise StoreError(f"{self.path}: {e}") from None
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
-        # Alert ids are random, so big imports touch the whole primary-key B-tree: keep it in memory.
-        conn.execute("PRAGMA cache_size=-1048576")  # 1 GiB at most, allocated as used
+        # Alert ids are random, so big imports touch the whole primary-key B-tree: a large page cache, and reads
+        # through mmap (the OS page cache) beyond it.
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB at most, allocated as used
         conn.execute("PRAGMA mmap_size=4294967296")
         self._conn = conn
         self._migrate(migrate_to)
