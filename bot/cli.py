@@ -13,6 +13,7 @@ COMMANDS = [
     "bot.commands.replay",
     "bot.commands.alerts",
     "bot.commands.kpi",
+    "bot.commands.serve",
 ]
 
 
