@@ -105,10 +105,11 @@ class JobRun:
         await self.queue.claim(key, self.job.id, sha)
 
     def cancel(self, reason: str) -> bool:
-        if self.task is None or self.task.done():
+        """Cancel the handler's task, once: a second cancel would interrupt the handler while it concludes
+        what it started (e.g. marking its check runs `cancelled`)."""
+        if self.task is None or self.task.done() or self.cancel_reason is not None:
             return False
-        if self.cancel_reason is None:
-            self.cancel_reason = reason
+        self.cancel_reason = reason
         return self.task.cancel(msg=reason)
 
 

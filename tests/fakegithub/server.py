@@ -565,7 +565,7 @@ class FakeGitHub:
             raise GitHubError(403, "This installation has been suspended")
         token = Token("ghs_" + secrets.token_urlsafe(27)[:36], inst.id, time.time() + self.token_lifetime)
         self.tokens[token.token] = token
-        return 201, {"token": token.token, "expires_at": _iso_precise(token.expires_at),
+        return 201, {"token": token.token, "expires_at": _expires_at(token.expires_at, self.token_lifetime),
                      "permissions": dict(inst.permissions), "repository_selection": inst.repository_selection}, {}
 
     async def _installation_repos(self, call: Call) -> Any:
@@ -856,8 +856,12 @@ def _short(problem: str, limit: int = 300) -> str:
     return problem if len(problem) <= limit else problem[:limit] + "..."
 
 
-def _iso_precise(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+def _expires_at(ts: float, lifetime: float) -> str:
+    """GitHub gives whole seconds; test-only lifetimes under a minute get milliseconds, or rounding would eat
+    most of a one-second token's life."""
+    if lifetime >= 60:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 __all__ = ["FakeGitHub", "RecordedRequest", "GitHubError", "app_keypair", "blob_sha", "base64"]

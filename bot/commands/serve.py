@@ -1,0 +1,36 @@
+"""`detbot serve`: run the GitHub App (webhook server and workers). Configured from the environment; see
+bot/settings.py and the README."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the GitHub App: webhook server and job workers (settings from "
+                                     "DETBOT_* environment variables)")
+    p.add_argument("--check-config", action="store_true",
+                   help="validate the settings and exit (0 when complete)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from ..logging import configure_logging
+    from ..server import create_app
+    from ..settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        print(f"detbot: {e}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(f"detbot: configuration complete (app {settings.app_id}, listening on {settings.listen}, "
+              f"GitHub {settings.github_url}, queue {settings.queue.split('@')[-1]})")
+        return 0
+    configure_logging(settings.log_level, settings.log_format)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None)
+    return 0

@@ -1,0 +1,81 @@
+"""Which webhook events detbot acts on, one gidgethub `Router` per concern (as bedevere does):
+
+    pull_requests.py   pull_request opened / synchronize / reopened / ready_for_review
+    check_runs.py      check_suite and check_run rerequested, check_run requested_action (rerun button)
+    comments.py        issue_comment created / edited on pull requests (commands)
+    installations.py   installation and installation_repositories
+
+Handlers are registered on those routers with gidgethub's decorator and are called as
+`await handler(event, gh, ctx)`: `event` is the gidgethub `sansio.Event`, `gh` a `GitHubClient` acting as the
+event's installation, `ctx` a `Context` (below) with the job run (newest-wins API: `ctx.run.is_current`,
+`ctx.run.claim`, `ctx.run.cancel_reason`), the `GitHubApp` and the settings. An event no router has a handler
+for is answered 202 and not queued.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from gidgethub.routing import Router
+
+if TYPE_CHECKING:
+    from ..github import GitHubApp, GitHubClient
+    from ..queue import JobRun
+    from ..settings import Settings
+
+# pull_request actions that start work on a head SHA; a newer one for the same PR supersedes older work.
+PR_ACTIONS = ("opened", "synchronize", "reopened", "ready_for_review")
+
+
+@dataclass
+class Context:
+    github: "GitHubApp"
+    gh: "GitHubClient"
+    run: "JobRun"
+    settings: "Settings | None" = None
+
+    @property
+    def job(self) -> Any:
+        return self.run.job
+
+    @property
+    def installation_id(self) -> int | None:
+        return self.run.job.installation_id
+
+    @property
+    def log(self) -> Any:
+        return structlog.get_logger("bot.routes")
+
+
+def build_router(*extra: Router) -> Router:
+    """The routers of every concern (plus `extra` ones, e.g. from tests) composed into one."""
+    from . import check_runs, comments, installations, pull_requests
+
+    return Router(pull_requests.router, check_runs.router, comments.router, installations.router, *extra)
+
+
+def pr_key(repo_full_name: str, number: int) -> str:
+    """The queue key of a pull request: one live job per PR (`PullRequestTarget.key` has the same form)."""
+    return f"{repo_full_name}#{number}"
+
+
+def job_key(event: str, payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(supersession key, head sha) of a delivery when it is known from the payload alone.
+
+    Check events of pull requests from forks carry no `pull_requests`: their handler finds the PR by head SHA
+    and calls `ctx.run.claim(key)` itself."""
+    repo = (payload.get("repository") or {}).get("full_name")
+    if not repo:
+        return None, None
+    if event == "pull_request" and payload.get("action") in PR_ACTIONS:
+        pr = payload.get("pull_request") or {}
+        if "number" in pr:
+            return pr_key(repo, int(pr["number"])), (pr.get("head") or {}).get("sha")
+    if event in ("check_suite", "check_run") and payload.get("action") in ("requested", "rerequested",
+                                                                            "requested_action"):
+        holder = payload.get(event) or {}
+        prs = holder.get("pull_requests") or []
+        if len(prs) == 1:
+            return pr_key(repo, int(prs[0]["number"])), holder.get("head_sha")
+    return None, None

@@ -1,0 +1,162 @@
+"""`detbot serve` settings, from the environment (twelve-factor: the same image runs everywhere).
+
+Every problem is reported at once, each naming its variable, so a misconfigured deployment fails at start with
+one message instead of one restart per missing variable.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_GITHUB_URL = "https://api.github.com"
+
+
+class SettingsError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"missing or invalid settings for detbot serve:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    host: str = "0.0.0.0"
+    port: int = 8080
+    github_url: str = DEFAULT_GITHUB_URL
+    app_slug: str = "detbot"                 # the bot's login is "<slug>[bot]" (finding its own comments)
+    queue: str = "memory"                    # memory | redis://host:port/db
+    queue_prefix: str = "detbot"
+    workers: int = 4
+    max_pending: int = 10_000
+    job_timeout: float = 600.0
+    shutdown_timeout: float = 25.0
+    max_body_bytes: int = 25 * 1024 * 1024   # GitHub caps webhook payloads at 25 MB
+    delivery_ttl: float = 24 * 3600.0        # how long a delivery id is remembered (redeliveries dropped)
+    github_concurrency: int = 8              # concurrent GitHub calls per installation
+    github_timeout: float = 30.0
+    retry_max_wait: float = 120.0            # give up on GitHub after waiting this long in total
+    alert_store: str | None = None           # sqlite path or postgresql:// DSN (KPIs)
+    log_level: str = "info"
+    log_format: str = "json"                 # json | console
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.app_slug}[bot]"
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        values: dict[str, object] = {}
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        app_id = get("DETBOT_APP_ID")
+        if app_id is None:
+            problems.append("DETBOT_APP_ID is missing (the GitHub App's numeric id, from its settings page)")
+        elif not app_id.isdigit():
+            problems.append(f"DETBOT_APP_ID must be a number, not {app_id!r}")
+        else:
+            values["app_id"] = int(app_id)
+
+        key_file, key = get("DETBOT_PRIVATE_KEY_FILE"), get("DETBOT_PRIVATE_KEY")
+        if key_file is None and key is None:
+            problems.append("DETBOT_PRIVATE_KEY_FILE is missing (path to the App's .pem private key; or put the "
+                            "key itself in DETBOT_PRIVATE_KEY)")
+        elif key_file is not None:
+            try:
+                key = Path(key_file).read_text()
+            except OSError as e:
+                problems.append(f"DETBOT_PRIVATE_KEY_FILE: cannot read {key_file}: {e.strerror or e}")
+                key = None
+        if key is not None:
+            key = key.replace("\\n", "\n")   # keys passed through env files often have literal \n
+            if "PRIVATE KEY-----" not in key:
+                problems.append("DETBOT_PRIVATE_KEY(_FILE) does not hold a PEM private key "
+                                "(-----BEGIN RSA PRIVATE KEY-----)")
+            else:
+                values["private_key"] = key
+
+        secret = env.get("DETBOT_WEBHOOK_SECRET")
+        if not secret:
+            problems.append("DETBOT_WEBHOOK_SECRET is missing (the App's webhook secret; deliveries are "
+                            "verified with it)")
+        else:
+            values["webhook_secret"] = secret
+
+        listen = get("DETBOT_LISTEN")
+        if listen is not None:
+            host, sep, port = listen.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                problems.append(f"DETBOT_LISTEN must be host:port (e.g. 0.0.0.0:8080), not {listen!r}")
+            else:
+                values["host"] = host.strip("[]") or "0.0.0.0"
+                values["port"] = int(port)
+
+        url = get("DETBOT_GITHUB_URL")
+        if url is not None:
+            if not url.startswith(("https://", "http://")):
+                problems.append(f"DETBOT_GITHUB_URL must be an http(s) URL (GitHub Enterprise Server: "
+                                f"https://HOST/api/v3), not {url!r}")
+            else:
+                values["github_url"] = url.rstrip("/")
+
+        queue = get("DETBOT_QUEUE")
+        if queue is not None:
+            if queue != "memory" and not queue.startswith(("redis://", "rediss://", "unix://")):
+                problems.append(f"DETBOT_QUEUE must be 'memory' or a redis:// URL, not {queue!r}")
+            else:
+                values["queue"] = queue
+
+        for name, attr in (("DETBOT_QUEUE_PREFIX", "queue_prefix"), ("DETBOT_APP_SLUG", "app_slug"),
+                           ("DETBOT_ALERT_STORE", "alert_store")):
+            if get(name) is not None:
+                values[attr] = get(name)
+
+        level = get("DETBOT_LOG_LEVEL")
+        if level is not None:
+            if level.lower() not in ("debug", "info", "warning", "error"):
+                problems.append(f"DETBOT_LOG_LEVEL must be debug, info, warning or error, not {level!r}")
+            else:
+                values["log_level"] = level.lower()
+        fmt = get("DETBOT_LOG_FORMAT")
+        if fmt is not None:
+            if fmt not in ("json", "console"):
+                problems.append(f"DETBOT_LOG_FORMAT must be json or console, not {fmt!r}")
+            else:
+                values["log_format"] = fmt
+
+        numbers = (("DETBOT_WORKERS", "workers", int, 1), ("DETBOT_MAX_PENDING", "max_pending", int, 1),
+                   ("DETBOT_JOB_TIMEOUT", "job_timeout", float, 1), ("DETBOT_SHUTDOWN_TIMEOUT",
+                   "shutdown_timeout", float, 0), ("DETBOT_MAX_BODY_BYTES", "max_body_bytes", int, 1024),
+                   ("DETBOT_DELIVERY_TTL", "delivery_ttl", float, 1), ("DETBOT_GITHUB_CONCURRENCY",
+                   "github_concurrency", int, 1), ("DETBOT_GITHUB_TIMEOUT", "github_timeout", float, 1),
+                   ("DETBOT_RETRY_MAX_WAIT", "retry_max_wait", float, 0))
+        for name, attr, kind, minimum in numbers:
+            raw = get(name)
+            if raw is None:
+                continue
+            try:
+                number = kind(raw)
+            except ValueError:
+                problems.append(f"{name} must be a number, not {raw!r}")
+                continue
+            if number < minimum:
+                problems.append(f"{name} must be at least {minimum}, not {raw}")
+                continue
+            values[attr] = number
+
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)  # type: ignore[arg-type]

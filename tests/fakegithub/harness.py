@@ -1,0 +1,90 @@
+"""The real detbot server running on loopback against a FakeGitHub, for end-to-end tests.
+
+    async with running_bot(fake, router=Router(my_routes.router)) as bot:
+        status, body = await bot.deliver("pull_request", pull_request_event(fake, pr, "opened"))
+        await bot.settle()          # every queued job done
+"""
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from gidgethub.routing import Router
+
+from bot.github import GitHubApp, RetryPolicy
+from bot.metrics import Metrics
+from bot.queue import JobQueue
+from bot.server import GITHUB_APP, METRICS, QUEUE, create_app
+from bot.settings import Settings
+
+from .server import FakeGitHub
+from .webhooks import delivery
+
+SECRET = "It's a Secret to Everybody"
+# Fast retries: the behaviour of production's policy with tiny delays.
+TEST_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.1, max_total_wait=5.0)
+
+
+@dataclass
+class RunningBot:
+    url: str
+    app: web.Application
+    session: aiohttp.ClientSession
+    secret: str
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.app[QUEUE]
+
+    @property
+    def github(self) -> GitHubApp:
+        return self.app[GITHUB_APP]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    async def deliver(self, event: str, payload: dict[str, Any], delivery_id: str | None = None,
+                      secret: str | None = None) -> tuple[int, Any]:
+        """POST a signed delivery to /webhook; returns (status, JSON answer)."""
+        d = delivery(event, payload, delivery_id or str(uuid.uuid4()))
+        body = d.body()
+        async with self.session.post(f"{self.url}/webhook", data=body,
+                                     headers=d.headers(secret or self.secret, body)) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        await self.queue.join(timeout)
+
+
+def settings_for(fake: FakeGitHub, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(app_id=fake.app_id, private_key=fake.private_key_pem.decode(),
+                                  webhook_secret=SECRET, github_url=fake.url, host="127.0.0.1", port=0,
+                                  app_slug=fake.app_slug, workers=4, shutdown_timeout=2.0)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(fake: FakeGitHub, *, router: Router | None = None, queue: JobQueue | None = None,
+                      **overrides: Any) -> AsyncIterator[RunningBot]:
+    settings = settings_for(fake, **overrides)
+    metrics = Metrics()
+    github = GitHubApp(app_id=settings.app_id, private_key=settings.private_key, base_url=settings.github_url,
+                       requester=settings.app_slug, concurrency=settings.github_concurrency, retry=TEST_RETRY,
+                       metrics=metrics)
+    app = create_app(settings, github=github, queue=queue, router=router, metrics=metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield RunningBot(f"http://127.0.0.1:{port}", app, session, settings.webhook_secret)
+    finally:
+        await runner.cleanup()
