@@ -10,7 +10,7 @@ from checks.replay.replay import run_replay_sync
 from checks.replay.report import render_json, render_markdown, render_text
 from checks.replay.settings import parse_settings
 
-from .check import Progress
+from .check import Progress, _repo_relative
 from .repo import CommandError, open_repository
 
 
@@ -48,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     cache = ReplayCache(cache_path) if cache_path else None
     progress = Progress()
     try:
-        report = run_replay_sync(source, config, args.rules, cache, changed=args.changed_only,
+        changed = [_repo_relative(p, root) for p in args.changed_only] if args.changed_only is not None else None
+        report = run_replay_sync(source, config, args.rules, cache, changed=changed,
                                  allow_remote=not args.offline, progress=progress)
     finally:
         progress.close()
