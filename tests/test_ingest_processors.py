@@ -127,8 +127,8 @@ def test_kv_documented_example_and_target_prefix_include():
 
 def test_kv_trim_and_strip_brackets_and_repeated_keys():
     out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "<>",
-                      "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w"})
-    assert out["k"] == "v1" and out["x"] == ["q", "w"]
+                      "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w y=[(z\""})
+    assert out["k"] == "v1" and out["x"] == ["q", "w"] and out["y"] == "z"
 
 
 def test_kv_missing_value_split_fails():

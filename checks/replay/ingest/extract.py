@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import regex
-
 from .dates import DEFAULT_OUTPUT, DateFormatError, DateParser
 from .dissect import Dissect, DissectCompileError
 from .document import MISSING, IngestDocument, ProcessorError, type_name
@@ -63,7 +61,7 @@ class DissectProcessor(FieldProcessor):
             doc.set(path, v)
 
 
-_BRACKETS = regex.compile(r"^(\(|<|\"|'|\[)?(.*?)(\)|>|\"|'|\])?$", regex.DOTALL)
+_BRACKETS = "()<>[]\"'"
 
 
 class KvProcessor(FieldProcessor):
@@ -86,9 +84,8 @@ class KvProcessor(FieldProcessor):
         if self.trim_value:
             v = v.strip(self.trim_value)
         if self.strip_brackets:
-            m = _BRACKETS.match(v)
-            if m and m.group(1) and m.group(3) and _pair(m.group(1)) == m.group(3):
-                v = m.group(2)
+            # Elasticsearch strips leading and trailing runs of these characters, paired or not.
+            v = v.strip(_BRACKETS)
         return v
 
     def execute(self, doc: IngestDocument) -> None:
@@ -114,10 +111,6 @@ class KvProcessor(FieldProcessor):
                 doc.append(path, [self._value(kv[1])])
             else:
                 doc.set(path, self._value(kv[1]))
-
-
-def _pair(opening: str) -> str:
-    return {"(": ")", "<": ">", "[": "]", '"': '"', "'": "'"}[opening]
 
 
 class JsonProcessor(FieldProcessor):
