@@ -162,8 +162,8 @@ def test_csv_quotes_trim_empty_value_and_extra_columns():
     out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c", "d"], "trim": True, "empty_value": "-"}}],
              {"m": ' x , "y, ""z""" ,, w, extra'})
     assert out["a"] == "x" and out["b"] == 'y, "z"' and out["c"] == "-" and out["d"] == "w"
-    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c"]}}], {"m": "1,,3"})
-    assert "b" not in out and out["c"] == "3"
+    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c"]}}], {"m": '1,,""'})
+    assert "b" not in out and "c" not in out and out["a"] == "1"
 
 
 def test_csv_unmatched_quote_fails():

@@ -197,7 +197,7 @@ class CsvProcessor(FieldProcessor):
                     i += 1
                 if i < n and line[i] != sep:
                     raise ProcessorError(f"Illegal character after quoted field at {i} in [{line}]")
-                out.append("".join(buf))
+                out.append("".join(buf) or None)  # `""` is an empty field too
             else:
                 j = line.find(sep, i)
                 end = n if j < 0 else j
