@@ -251,6 +251,9 @@ def test_convert_types_arrays_auto_and_failures():
     assert out["s"] == "7" and out["n"] == 7 and out["a1"] == 242.15 and out["a2"] == "text"
     assert "unable to convert [abc] to integer" in failure([{"convert": {"field": "x", "type": "integer"}}],
                                                            {"x": "abc"})
+    for bad in (" 1", "1_000", "0b1", "1.0", "0X1G"):
+        assert f"unable to convert [{bad}] to long" in failure([{"convert": {"field": "x", "type": "long"}}], {"x": bad})
+    assert ok([{"convert": {"field": "x", "type": "integer"}}], {"x": "-0x10"})["x"] == -16
     assert "unable to convert [3000000000] to integer" in failure(
         [{"convert": {"field": "x", "type": "integer"}}], {"x": "3000000000"})
     assert "is not a boolean value" in failure([{"convert": {"field": "x", "type": "boolean"}}], {"x": "yes"})

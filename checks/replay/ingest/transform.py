@@ -115,25 +115,29 @@ class RemoveProcessor(Processor):
             doc.remove(path)
 
 
+_JAVA_INT = regex.compile(r"(?P<neg>-)?0x(?P<hex>[0-9a-fA-F]+)|[+-]?[0-9]+")
+
+
 def _to_int(v: Any, bits: int, name: str) -> int:
     if isinstance(v, bool):
         raise ProcessorError(f"unable to convert [{str(v).lower()}] to {name}")
     if isinstance(v, int):
         n = v
     else:
-        s = str(v).strip() if isinstance(v, str) else str(v)
-        try:
-            n = int(s, 16) if s.lower().startswith(("0x", "-0x", "+0x")) else int(s, 10)
-        except ValueError:
-            raise ProcessorError(f"unable to convert [{v}] to {name}") from None
+        # Java's parseInt / decode: no spaces, no underscores; hex only as 0x... or -0x...
+        s = str(v)
+        m = _JAVA_INT.fullmatch(s)
+        if m is None:
+            raise ProcessorError(f"unable to convert [{v}] to {name}")
+        n = int(m["hex"], 16) * (-1 if m["neg"] else 1) if m["hex"] else int(s, 10)
     if not -(1 << (bits - 1)) <= n < (1 << (bits - 1)):
         raise ProcessorError(f"unable to convert [{v}] to {name}")
     return n
 
 
 def _to_float(v: Any, name: str) -> float:
-    if isinstance(v, bool):
-        raise ProcessorError(f"unable to convert [{str(v).lower()}] to {name}")
+    if isinstance(v, bool) or (isinstance(v, str) and "_" in v):
+        raise ProcessorError(f"unable to convert [{str(v).lower() if isinstance(v, bool) else v}] to {name}")
     try:
         return float(v)
     except (TypeError, ValueError):
