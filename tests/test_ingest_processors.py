@@ -148,6 +148,16 @@ def test_json_target_field_in_place_and_add_to_root():
     assert out["a"] == {"b": 1, "c": 2}
 
 
+def test_json_scalars_parse_as_their_text_and_json_and_date_have_no_ignore_missing():
+    assert ok([{"json": {"field": "s", "target_field": "t"}}], {"s": 12})["t"] == 12
+    assert ok([{"json": {"field": "s", "target_field": "t"}}], {"s": None})["t"] is None
+    assert "not present" in failure([{"json": {"field": "s"}}], {})
+    for proc in ({"json": {"field": "s", "ignore_missing": True}},
+                 {"date": {"field": "s", "formats": ["ISO8601"], "ignore_missing": True}}):
+        with pytest.raises(PipelineError, match=r"doesn't support .*ignore_missing"):
+            Pipeline({"processors": [proc]})
+
+
 def test_json_invalid_and_non_object_root_fail():
     assert "not valid JSON" in failure([{"json": {"field": "s"}}], {"s": "{nope"})
     assert "cannot add non-map fields to root" in failure(

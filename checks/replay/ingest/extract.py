@@ -117,7 +117,7 @@ class JsonProcessor(FieldProcessor):
     type = "json"
 
     def __init__(self, o: Options):
-        super().__init__(o, target=False)
+        super().__init__(o, target=False, ignore_missing=False)
         self.target = o.str("target_field", None)
         self.add_to_root = o.bool("add_to_root", False)
         self.strategy = o.str("add_to_root_conflict_strategy", "replace")
@@ -130,9 +130,10 @@ class JsonProcessor(FieldProcessor):
             raise ConfigError("Cannot set a target field while also setting `add_to_root` to true", "target_field")
 
     def execute(self, doc: IngestDocument) -> None:
-        value = self.read(doc)
-        if value is MISSING:
-            return
+        value = doc.require(self.field)
+        # Elasticsearch parses the value's text: null, numbers and booleans are valid JSON as they are.
+        if value is None or isinstance(value, (bool, int, float)):
+            value = json.dumps(value)
         if not isinstance(value, str):
             raise ProcessorError(f"field [{self.field}] of type [{type_name(value)}] cannot be parsed as JSON")
         try:
@@ -234,7 +235,7 @@ class DateProcessor(FieldProcessor):
     type = "date"
 
     def __init__(self, o: Options):
-        super().__init__(o, target=False)
+        super().__init__(o, target=False, ignore_missing=False)
         self.target = o.str("target_field", "@timestamp")
         formats = o.strings("formats")
         tz = o.str("timezone", "UTC")

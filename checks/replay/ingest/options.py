@@ -110,10 +110,12 @@ class Processor:
 class FieldProcessor(Processor):
     """Reads one field; with ignore_missing a missing or null field leaves the document as it is."""
 
-    def __init__(self, o: Options, target: bool = True):
+    def __init__(self, o: Options, target: bool = True, ignore_missing: bool = True):
+        """`target`: whether `target_field` is an option; `ignore_missing`: whether that option exists (the
+        json and date processors have none in Elasticsearch, so there it is an unknown option)."""
         self.field: str = o.str("field")
         self.target_field: str = o.str("target_field", self.field) if target else self.field
-        self.ignore_missing = o.bool("ignore_missing", False)
+        self.ignore_missing = o.bool("ignore_missing", False) if ignore_missing else False
 
     def read(self, doc: IngestDocument) -> Any:
         """The field's value, or MISSING when the processor should do nothing."""
