@@ -283,6 +283,13 @@ def test_cli_exit_codes_formats_and_cache(repo, capsys):
     assert "config error" in capsys.readouterr().err
 
 
+def test_cli_unusable_cache_is_a_warning_not_a_failure(repo, capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(TESTS.split("- name: garbage line")[0])
+    assert cli(["replay", str(repo), "--rule", "ssh_root", "--cache", str(tmp_path / "file" / "c.sqlite")]) == 0
+    assert "unavailable" in capsys.readouterr().err
+
+
 def test_cli_markdown_all(repo, capsys):
     shutil.rmtree(repo / "rules/windows")
     (repo / "rules/linux/ssh_root.tests.yml").write_text(TESTS.split("- name: garbage line")[0])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from checks.config import ConfigError
@@ -45,7 +46,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"detbot: config error: {e}", file=sys.stderr)
         return 2
     cache_path = None if args.no_cache else (args.cache or (str(root / settings.cache) if settings.cache else None))
-    cache = ReplayCache(cache_path) if cache_path else None
+    cache = None
+    if cache_path:
+        try:
+            cache = ReplayCache(cache_path)
+        except (OSError, sqlite3.Error) as e:
+            print(f"detbot: replay cache {cache_path} unavailable ({e}); parsing every log", file=sys.stderr)
     progress = Progress()
     try:
         changed = [_repo_relative(p, root) for p in args.changed_only] if args.changed_only is not None else None
