@@ -196,6 +196,8 @@ async def test_rule_selection_and_unknown_rules(repo):
     report = await replay(repo, rule_ids=["rules/windows/evil.yml", "nope"])
     assert {r.rule_path for r in report.results} == {"rules/windows/evil.yml"}
     assert report.unknown_rules == ["nope"] and report.rules == 1
+    report = await replay(repo, rule_ids=["ssh login as ROOT", "6A1F7C2E-1111-4C4C-9C9C-000000000002"])
+    assert {r.rule_path for r in report.results} == {"rules/linux/ssh_root.yml", "rules/windows/evil.yml"}
 
 
 async def test_changed_parser_selects_every_rule_it_parses(repo):

@@ -14,11 +14,14 @@ from .settings import ReplaySettings, parser_files
 
 
 def _rule_keys(bundle: RuleBundle, ctx: CheckContext) -> set[str]:
+    """What names a rule on the command line or in `/replay`: its path, file name, id or title (any case)."""
     keys = {bundle.rule_path, bundle.name, splitext(basename(bundle.rule_path))[0]}
     for d in ctx.rule_file(bundle.rule_path).docs:
         if d.rule_id:
             keys.add(d.rule_id)
-    return keys
+        if isinstance(d.data, dict) and isinstance(d.data.get("title"), str):
+            keys.add(d.data["title"].strip())
+    return {k.lower() for k in keys}
 
 
 def _parsers_in(changed: Iterable[str], settings: ReplaySettings, source: FileSource) -> set[str]:
@@ -51,14 +54,14 @@ def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[s
     parser pipeline touches every rule whose tests it parses), else all of them."""
     every = discover(ctx.source, ctx.config)
     if rule_ids:
-        wanted = {r.strip() for r in rule_ids if r.strip()}
+        wanted = {r.strip().lower(): r.strip() for r in rule_ids if r.strip()}
         chosen, seen = [], set()
         for b in every:
-            hit = _rule_keys(b, ctx) & wanted
+            hit = _rule_keys(b, ctx) & wanted.keys()
             if hit:
                 chosen.append(b)
                 seen |= hit
-        return chosen, sorted(wanted - seen)
+        return chosen, sorted(v for k, v in wanted.items() if k not in seen)
     if changed is None:
         return every, []
     changed = list(changed)
