@@ -72,6 +72,8 @@ class KvProcessor(FieldProcessor):
         self.field_split = compile_regex(o.str("field_split"), "field_split")
         self.value_split = compile_regex(o.str("value_split"), "value_split")
         self.target = o.str("target_field", None)
+        if self.target is not None and "{{" in self.target:
+            raise ConfigError("a templated [target_field] is not supported by the embedded executor", "target_field")
         inc = o.strings("include_keys", None)
         self.include = set(inc) if inc is not None else None
         self.exclude = set(o.strings("exclude_keys", []))
