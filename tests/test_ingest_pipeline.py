@@ -168,3 +168,20 @@ def test_library_groups_are_made_non_capturing_without_changing_what_matches():
     # The standard library keeps matching the same text once its groups stop capturing.
     assert Grok(["^%{URIPATHPARAM:u} %{IPV6:ip} %{UNIXPATH:p}$"]).match("/a/b(c)?x=[1] fe80::1%eth0 /tmp/x_y")[1] == \
         {"u": "/a/b(c)?x=[1]", "ip": "fe80::1%eth0", "p": "/tmp/x_y"}
+
+
+def test_document_paths_walk_objects_and_lists():
+    from checks.replay.ingest.document import IngestDocument
+    doc = IngestDocument({"a": [{"b": 1}, {"b": 2}], "s": "x"})
+    doc.set("a.1.b", 5)
+    doc.set("a.0.c.d", 1)
+    doc.set("n.m", 2)
+    doc.set("_ingest.k", 3)
+    assert doc.source == {"a": [{"b": 1, "c": {"d": 1}}, {"b": 5}], "s": "x", "n": {"m": 2}}
+    assert doc.get("a.1.b") == 5 and doc.get("_source.n.m") == 2 and doc.get("_ingest.k") == 3
+    for bad, message in (("s.x", "parent object of type [java.lang.String]"), ("a.9.x", "out of bounds for array with length [2]"),
+                         ("a.x.y", "is not an integer")):
+        with pytest.raises(ProcessorError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            doc.set(bad, 1)
+    doc.remove("a.0")
+    assert doc.get("a.0.b") == 5
