@@ -196,19 +196,25 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
         bundles, unknown, slots, groups = await asyncio.to_thread(prepare)
         report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
 
+        parsed: list[tuple[list[int], list[ParseResult], list[bool]]] = []
+
         async def run_group(key: tuple[str, str], idx: list[int]) -> None:
             backend = available[key[0]]
             raws = [slots[i].raw for i in idx]  # type: ignore[union-attr]
             results, cached = await parse_cached(backend, key[1], raws, cache)  # type: ignore[arg-type]
             report.cache_hits += sum(cached)
             report.parsed += sum(not c and r.status != "error" for r, c in zip(results, cached))
+            parsed.append((idx, results, cached))
 
-            def judge() -> None:
+        # Backends work concurrently; the verdicts are then judged in one worker thread, so no compiled rule
+        # is evaluated from two threads at once.
+        await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
+
+        def judge() -> None:
+            for idx, results, cached in parsed:
                 for i, r, c in zip(idx, results, cached):
                     slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
-            await asyncio.to_thread(judge)
-
-        await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
+        await asyncio.to_thread(judge)
     finally:
         if own:
             for b in available.values():
