@@ -201,6 +201,12 @@ def test_date_formats_in_order_timezone_and_output():
               {"d": "2000-10-10T13:55:36-07:00"})["@timestamp"] == "2000-10-10T22:55:36.000+02:00"
 
 
+def test_date_tai64n():
+    # Read as Elasticsearch's DateFormat does: seconds 0x50d50648 (leap offset 10 s), nanoseconds 0x2dbdf024.
+    assert ok([{"date": {"field": "d", "formats": ["TAI64N"]}}],
+              {"d": "@4000000050d506482dbdf024"})["@timestamp"] == "2012-12-22T01:00:46.767Z"
+
+
 def test_date_unparseable_fails_and_unsupported_pattern_is_load_error():
     assert "unable to parse date [yesterday]" in failure([{"date": {"field": "d", "formats": ["ISO8601"]}}],
                                                          {"d": "yesterday"})
