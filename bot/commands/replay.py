@@ -67,6 +67,6 @@ def main(args: argparse.Namespace) -> int:
         print(render_markdown(report))
     else:
         print(render_text(report, args.verbose))
-    if report.unknown_rules and not report.results:
+    if report.unknown_rules and report.rules == 0:
         return 2
     return 1 if report.broken else 0
