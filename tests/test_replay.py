@@ -154,6 +154,14 @@ async def test_renamed_grok_field_breaks_matches_and_drifts_non_matches(repo):
     assert [(c.field, c.kind, c.before) for c in broken.field_diff] == [("user.name", "vanished", "root")]
 
 
+async def test_pipeline_on_failure_keeps_a_partial_event_and_says_why(repo):
+    (repo / "parsers/sshd.yml").write_text(PIPELINE.replace("port %{POSINT:source.port:int}'", "port %{WORD:p} X'")
+                                           + "on_failure:\n  - set: {field: error.message, value: parse failed}\n")
+    report = await replay(repo, rule_ids=["ssh_root"])
+    root = {r.test_name: r for r in report.results}["root login"]
+    assert root.verdict == "RULE_BROKEN" and "[parser: pipeline on_failure ran after: processor [grok]" in root.detail
+
+
 async def test_changed_value_makes_a_new_match(repo):
     (repo / "parsers/sshd.yml").write_text(PIPELINE.replace(
         "  - lowercase:\n      field: outcome\n      target_field: event.action\n",

@@ -105,6 +105,8 @@ def _verdict(w: _Work, result: ParseResult, cached: bool) -> ReplayResult:
     stored_matched, _ = _evaluate(w.docs, t.event)
     changes = "; ".join(c.describe() for c in diff)
     note = f" [evaluation: {'; '.join(errors[:3])}]" if errors else ""
+    if result.warnings:  # e.g. the pipeline's on_failure ran: the event is only partly parsed
+        note += f" [parser: {'; '.join(result.warnings[:3])}]"
     if stored_matched != (t.expect == "match"):
         # The test fails on its stored event already (the tests check says so): no baseline to compare with.
         now = "gives the expected outcome" if matched == (t.expect == "match") else "fails the same way"
