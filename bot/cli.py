@@ -11,6 +11,8 @@ COMMANDS = [
     "bot.commands.explain",
     "bot.commands.new_rule",
     "bot.commands.replay",
+    "bot.commands.alerts",
+    "bot.commands.kpi",
     "bot.commands.serve",
 ]
 

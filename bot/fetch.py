@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from posixpath import dirname
@@ -18,7 +19,7 @@ import structlog
 from gidgethub import HTTPException
 
 from checks.config import CONFIG_PATH, Config, parse_config
-from checks.repository import bundles_for_changed
+from checks.repository import bundles_for_changed, is_rule_path
 from checks.source import MemorySource
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,43 @@ FETCH_CONCURRENCY = 16
 # A hostile rule could reference many files; lazily fetched files beyond this are treated as absent.
 MAX_LAZY_FETCHES = 2000
 LAZY_FETCH_TIMEOUT = 60.0
+# Rule files fetched up front for repository-wide checks (duplicate ids), unless the repository has more.
+MAX_PREFETCH_RULES = 20_000
+BLOB_CACHE_BYTES = 256 * 1024 * 1024
+
+
+class BlobCache:
+    """Git blob contents by sha, least recently used out first. A blob sha names its content, so an entry is
+    never stale: the next pull request of a repository downloads only what changed."""
+
+    def __init__(self, max_bytes: int = BLOB_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self.hits = 0
+
+    def get(self, sha: str) -> bytes | None:
+        data = self._data.get(sha)
+        if data is not None:
+            self._data.move_to_end(sha)
+            self.hits += 1
+        return data
+
+    def put(self, sha: str, data: bytes) -> None:
+        if sha in self._data or len(data) > self.max_bytes // 4:
+            return
+        self._data[sha] = data
+        self.bytes += len(data)
+        while self.bytes > self.max_bytes:
+            _, old = self._data.popitem(last=False)
+            self.bytes -= len(old)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.bytes = 0
+
+
+BLOBS = BlobCache()
 
 
 @dataclass
@@ -93,15 +131,22 @@ class TreeSource(MemorySource):
 
 
 class Fetcher:
-    def __init__(self, gh: Any, repo: str, concurrency: int = FETCH_CONCURRENCY) -> None:
+    def __init__(self, gh: Any, repo: str, concurrency: int = FETCH_CONCURRENCY,
+                 cache: BlobCache | None = BLOBS) -> None:
         self.gh, self.repo = gh, repo
         self._sem = asyncio.Semaphore(concurrency)
+        self.cache = cache
         self.requests = 0
 
     async def blob(self, sha: str) -> bytes:
+        if self.cache is not None and (hit := self.cache.get(sha)) is not None:
+            return hit
         async with self._sem:
             self.requests += 1
-            return _decode_blob(await self.gh.getitem(f"/repos/{self.repo}/git/blobs/{sha}"))
+            data = _decode_blob(await self.gh.getitem(f"/repos/{self.repo}/git/blobs/{sha}"))
+        if self.cache is not None:
+            self.cache.put(sha, data)
+        return data
 
     async def blobs(self, tree: dict[str, str], paths: Iterable[str]) -> dict[str, bytes]:
         wanted = sorted({p for p in paths if p in tree})
@@ -178,6 +223,12 @@ async def snapshot(gh: Any, repo: str, number: int, head_sha: str, config: Confi
     listing_only = MemorySource({}, tree.keys())
     bundles = bundles_for_changed(changed.paths, listing_only, config)
     wanted = {p for b in bundles for p in b.paths() if p}
+    if bundles and config.check("syntax").enabled:
+        # The syntax check looks for duplicate rule ids across the whole repository: fetch every rule file now,
+        # concurrently (and from the blob cache after the first pull request), rather than one by one later.
+        rules = [p for p in tree if is_rule_path(p, config)]
+        if len(rules) <= MAX_PREFETCH_RULES:
+            wanted.update(rules)
     files = await fetcher.blobs(tree, wanted)
     source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
     log.info("fetch.snapshot", repo=repo, pr=number, head_sha=head_sha, changed=len(changed),

@@ -40,9 +40,10 @@ def to_sarif(findings: Iterable[Finding], version: str = "0.1.0") -> str:
     results = []
     for f in findings:
         region: dict[str, int] = {"startLine": max(f.start_line, 1), "endLine": max(f.end_line, f.start_line, 1)}
-        if f.start_column:
+        if f.start_column and f.start_column >= 1:
             region["startColumn"] = f.start_column
-        if f.end_column:
+        # An empty or inverted span on one line is dropped: the start column alone is the location.
+        if f.end_column and (region["endLine"] > region["startLine"] or f.end_column > region.get("startColumn", 1)):
             region["endColumn"] = f.end_column
         result = {
             "ruleId": _rule_key(f), "ruleIndex": rule_ids[_rule_key(f)], "level": SARIF_LEVEL[f.level],

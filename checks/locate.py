@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from sigma.exceptions import (SigmaAuthorError, SigmaConditionError, SigmaCorrelationRuleError, SigmaDateError,
                               SigmaDescriptionError, SigmaDetectionError, SigmaFalsePositivesError,
                               SigmaFieldsError, SigmaIdentifierError, SigmaLevelError, SigmaLicenseError,
-                              SigmaLogsourceError, SigmaModifiedError, SigmaModifierError, SigmaReferencesError,
+                              SigmaLogsourceError, SigmaModifiedError, SigmaReferencesError,
                               SigmaRelatedError, SigmaScopeError, SigmaStatusError, SigmaTagError,
                               SigmaTaxonomyError, SigmaTitleError)
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaLogSource, SigmaRuleTag
@@ -182,7 +182,8 @@ class Locator:
 
     # -- errors -------------------------------------------------------------------------------
     def error(self, err: Exception, condition_index: int | None = None) -> Pos:
-        msg = str(err).split(" in /")[0]
+        # The bare message: str() of a SigmaError appends " in <source>".
+        msg = str(err.args[0]) if err.args else str(err)
         quoted = _QUOTED.findall(msg)
         if isinstance(err, SigmaConditionError) or condition_index is not None:
             m = re.search(r"\(at char (\d+)\)", msg)
@@ -194,31 +195,24 @@ class Locator:
                 return self.in_condition(sel.group(1) if sel else token, condition_index)
             if condition_index is not None or self.has(("detection", "condition")):
                 return self.at(self.condition_paths()[condition_index or 0])
-        if isinstance(err, SigmaModifierError) and quoted:
-            if msg.startswith("Unknown modifier"):
-                path = self.find_key(lambda k: quoted[0] in k.split("|")[1:], ("detection",))
-            else:
-                path = self.value(quoted[-1])
+        if msg.startswith("Unknown modifier") and quoted:
+            path = self.find_key(lambda k: quoted[0] in k.split("|")[1:], ("detection",))
             if path:
-                return self.value_at(path) if path[-1] not in self.doc_keys_last(path) else self.at(path)
-        if "tag" in msg.lower() and "tags" in self.data:
+                return self.at(path)
+        if "tag" in msg.lower().split()[:3] and "tags" in self.data:
             bad = self.find_value(lambda v: "." not in str(v), ("tags",))
             if bad:
                 return self.value_at(bad)
-        if quoted:
-            path = self.value(quoted[0], ()) if not msg.startswith("Unknown modifier") else None
-            if path and path[:1] != ("detection",) or (path and len(path) > 2):
-                return self.value_at(path)
+        for text in quoted:
+            # A quoted value in the message (a regex, a CIDR, a date): point at it in the rule.
+            path = self.value(text, ("detection",)) or self.value(text, ())
+            if path:
+                return self.token(path, text)
         for cls, key in _ERROR_KEYS:
             if isinstance(err, cls):
-                if msg.startswith(("Rule date", "Rule modified", "Sigma rule identifier")) or "valid" in msg:
-                    return self.value_at(key) if self.has(key) else self.at(key)
-                return self.at(key)
+                # "must be a string", "is invalid": the value is wrong; "must have": the key is missing.
+                return self.value_at(key) if self.has(key) else self.at(key)
         return self.at(())
-
-    def doc_keys_last(self, path: Path) -> set[Any]:
-        # A path ending at a mapping key (field|modifier) is reported at the key, a list item at its value.
-        return {path[-1]} if path in self.doc.keys else set()
 
     # -- validator issues ---------------------------------------------------------------------
     def issue(self, issue: Any) -> Pos:

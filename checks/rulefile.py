@@ -13,6 +13,8 @@ from .yamldoc import Document, YamlError, decode, load_all
 
 # Rule files beyond this size are refused before parsing: no real rule comes near it.
 MAX_RULE_BYTES = 5 * 1024 * 1024
+# Documents per file beyond which the rest are not built (legacy collections hold a handful).
+MAX_DOCS = 500
 
 
 @dataclass
@@ -48,13 +50,21 @@ class RuleFile:
     lines: list[str] = field(default_factory=list)
 
 
+class _Location(SigmaRuleLocation):
+    """The rule's repository path as pySigma's source. Its str() stays the relative path: pySigma's own
+    resolves it against the working directory, a file system call each time a validator formats it."""
+
+    def __str__(self) -> str:
+        return self.path.as_posix()
+
+
 def build_rule(data: dict[str, Any], path: str | None = None
                ) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
     cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
     try:
         # The source lets pySigma's file-name validators see the path; RULE_POLICY lets look-around
         # regexes load (validated, never run here) and knows `utf16le`.
-        rule = cls.from_dict(data, collect_errors=True, source=SigmaRuleLocation(path) if path else None,
+        rule = cls.from_dict(data, collect_errors=True, source=_Location(path) if path else None,
                              policy=RULE_POLICY)
     except SigmaError as e:
         return None, [e]
@@ -84,6 +94,9 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
     rf.lines = text.splitlines()
     try:
         for d in load_all(text):
+            if len(docs) == MAX_DOCS:
+                line = d.node.start_mark.line + 1 if d.node is not None else 1
+                raise YamlError(f"more than {MAX_DOCS} YAML documents in one file; the rest are not read", line, 1)
             docs.append(d)
     except YamlError as e:
         rf.yaml_error = e

@@ -5,6 +5,7 @@ the line and column of every key and value (1-based).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,6 +30,9 @@ _Loader.yaml_implicit_resolvers = {
 PathKey = tuple[Any, ...]
 # Beyond this many nodes a document is hostile (alias bombs) or absurd for a rule.
 MAX_NODES = 200_000
+# libyaml's composer recurses per nesting level and overflows the C stack (a segfault, not an exception)
+# somewhere past 20,000 levels; real documents stay under 20.
+MAX_DEPTH = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class Document:
     node: yaml.Node | None
     keys: dict[PathKey, Pos] = field(default_factory=dict)
     values: dict[PathKey, Pos] = field(default_factory=dict)
+    # Keys repeated within one mapping (YAML keeps the last value silently): path and the repeat's position.
+    duplicates: list[tuple[PathKey, Pos]] = field(default_factory=list)
 
     def pos(self, path: PathKey) -> Pos:
         """Position of the key at `path` (or the value, for list items), else of the nearest ancestor."""
@@ -91,8 +97,12 @@ def _index(doc: Document) -> None:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            seen_keys: set[Any] = set()
             for k, v in node.value:
                 key = k.value if isinstance(k, yaml.ScalarNode) else repr(k)
+                if key in seen_keys and k.tag != "tag:yaml.org,2002:merge":
+                    doc.duplicates.append((path + (key,), _mark(k)))
+                seen_keys.add(key)
                 doc.keys.setdefault(path + (key,), _mark(k))
                 stack.append((v, path + (key,)))
         elif isinstance(node, yaml.SequenceNode):
@@ -109,26 +119,36 @@ def _error_from(exc: yaml.YAMLError) -> YamlError:
     return YamlError(msg, line, col)
 
 
-def _has_alias_cycle_or_bomb(node: yaml.Node) -> bool:
-    """True when expanding aliases would blow up: count expanded size with memoisation."""
+def _alias_bomb(node: yaml.Node) -> yaml.Node | None:
+    """The first node whose alias expansion would blow up (or that contains itself), else None.
+
+    Sizes are memoised per node, so a shared anchor is counted once per reference without expanding it.
+    """
     memo: dict[int, int] = {}
+    culprit: list[yaml.Node] = []
+    in_progress = MAX_NODES + 1
 
     def size(n: yaml.Node, depth: int = 0) -> int:
         if id(n) in memo:
+            if memo[id(n)] == in_progress and not culprit:
+                culprit.append(n)  # a cycle: the node contains itself
             return memo[id(n)]
-        if depth > 200:
-            return MAX_NODES + 1
-        memo[id(n)] = MAX_NODES + 1  # a cycle counts as infinite
+        if depth > MAX_DEPTH:
+            return in_progress
+        memo[id(n)] = in_progress
         if isinstance(n, yaml.MappingNode):
             total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in n.value)
         elif isinstance(n, yaml.SequenceNode):
             total = 1 + sum(size(v, depth + 1) for v in n.value)
         else:
             total = 1
-        memo[id(n)] = min(total, MAX_NODES + 1)
+        memo[id(n)] = min(total, in_progress)
+        if total > MAX_NODES and not culprit:
+            culprit.append(n)
         return memo[id(n)]
 
-    return size(node) > MAX_NODES
+    size(node)
+    return culprit[0] if culprit else None
 
 
 def decode(raw: bytes) -> str:
@@ -141,10 +161,38 @@ def decode(raw: bytes) -> str:
         raise YamlError(f"file is not valid UTF-8 (byte {e.start})", line, 1) from None
 
 
+def _check_depth(text: str) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH before libyaml composes them.
+
+    Only text that could nest that deep is scanned (by the event parser, which does not recurse): a level
+    needs a `[`, `{`, `- ` or `? `, or one more column of indentation.
+    """
+    openers = text.count("[") + text.count("{") + text.count("- ") + text.count("? ")
+    if openers <= MAX_DEPTH and not _DEEP_INDENT.search(text):
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise YamlError(f"nesting deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError as e:
+        raise _error_from(e) from None
+
+
+_DEEP_INDENT = re.compile(r"^[ \t]{%d}" % MAX_DEPTH, re.M)
+
+
 def load_all(text: str | bytes) -> Iterator[Document]:
     """Yield each document of a YAML stream with its data and positions; raise YamlError at the first error."""
     if isinstance(text, bytes):
         text = decode(text)
+    _check_depth(text)
+    may_alias = "&" in text
     loader = _Loader(text)
     try:
         while True:
@@ -152,9 +200,11 @@ def load_all(text: str | bytes) -> Iterator[Document]:
                 if not loader.check_node():
                     break
                 node = loader.get_node()
-                if node is not None and _has_alias_cycle_or_bomb(node):
-                    raise YamlError("aliases expand beyond a sane size (YAML alias bomb?)",
-                                    node.start_mark.line + 1, node.start_mark.column + 1)
+                # Without an anchor there is no alias to expand (the common case: skip the walk).
+                bomb = _alias_bomb(node) if node is not None and may_alias else None
+                if bomb is not None:
+                    raise YamlError("aliases expand beyond a sane size (YAML alias bomb or cycle)",
+                                    bomb.start_mark.line + 1, bomb.start_mark.column + 1)
                 data = loader.construct_document(node) if node is not None else None
             except yaml.YAMLError as e:
                 raise _error_from(e) from None

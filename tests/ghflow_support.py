@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import SHARED as _SHARED
 
@@ -25,38 +28,41 @@ def webhook_example(event: str, name: str) -> dict:
 
 
 
-def good_rule(n: int = 0, title: str = "Certutil Download") -> str:
-    """A valid Sigma rule with a distinct id (and title) per `n`."""
-    return f"""title: {title} {n}
-id: 3c1d2f9e-6a0b-4b8e-9e7a-{n:012d}
-status: test
-description: Detects certutil used to download a file.
-author: detbot tests
-date: 2026-11-01
-tags:
-    - attack.command-and-control
-    - attack.t1105
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\\certutil.exe'
-        CommandLine|contains: 'urlcache'
-    condition: selection
-level: high
-"""
+EXAMPLE_REPO = Path(__file__).resolve().parent.parent / "examples" / "rules-repo"
+CERTUTIL = "rules/windows/proc_creation_win_certutil_download"
+
+
+@lru_cache(maxsize=1)
+def _example() -> dict[str, str]:
+    return {p.relative_to(EXAMPLE_REPO).as_posix(): p.read_text() for p in sorted(EXAMPLE_REPO.rglob("*"))
+            if p.is_file()}
+
+
+def example_files(config: str | None = None) -> dict[str, str]:
+    """The example rules repository; `config` replaces its .github/detbot.yml."""
+    files = dict(_example())
+    if config is not None:
+        files[".github/detbot.yml"] = config
+    return files
+
+
+def new_bundle(n: int, directory: str = "rules/windows") -> dict[str, str]:
+    """A rule with its tests and ADS that passes every check: the example certutil bundle under a new name/id."""
+    ex = _example()
+    rule = re.sub(r"^id: .*$", f"id: 3c1d2f9e-6a0b-4b8e-9e7a-{n:012d}", ex[CERTUTIL + ".yml"], flags=re.M)
+    rule = rule.replace("title: Certutil Download From Internet", f"title: Certutil Download From Internet {n}")
+    stem = f"{directory}/proc_creation_win_certutil_dl_{n}"
+    # Distinct contents (so distinct blobs) per bundle.
+    return {stem + ".yml": rule, stem + ".tests.yml": ex[CERTUTIL + ".tests.yml"] + f"# copy {n}\n",
+            stem + ".ads.md": ex[CERTUTIL + ".ads.md"] + f"\n<!-- copy {n} -->\n"}
+
+
+def new_rule_path(n: int, directory: str = "rules/windows") -> str:
+    return f"{directory}/proc_creation_win_certutil_dl_{n}.yml"
 
 
 # A YAML error on line 5 (the unclosed flow sequence): one syntax failure per file.
 BROKEN_RULE = "title: Broken\nid: 1\ndetection:\n  sel: [\n"
-
-
-def base_files(config: str | None = None) -> dict[str, str]:
-    files = {"README.md": "rules\n", "rules/windows/base.yml": good_rule(999)}
-    if config is not None:
-        files[".github/detbot.yml"] = config
-    return files
 
 
 def annotation_requests(fake, repo, name: str | None = None) -> list:
@@ -77,3 +83,34 @@ def runs_by_name(fake, repo, head_sha=None) -> dict:
     for r in sorted(fake.check_runs(repo, head_sha), key=lambda r: r.id):
         out[r.name] = r
     return out
+
+
+INSTALLATION = 7
+
+
+@pytest.fixture
+async def gh_app(fake_github):
+    """The bot's GitHub App client pointed at the fake GitHub (quick retries)."""
+    from bot.fetch import BLOBS
+    from bot.github.app import GitHubApp
+    from bot.github.retry import RetryPolicy
+    BLOBS.clear()  # each test counts its own downloads
+    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url,
+                    retry=RetryPolicy(base_delay=0.01, max_attempts=3))
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+async def gh(gh_app):
+    """The installation client for INSTALLATION."""
+    return gh_app.installation_client(INSTALLATION)
+
+
+def fetched_paths(fake, repo, sha: str) -> list[str]:
+    """The files of commit `sha` whose blobs the bot downloaded."""
+    from tests.fakegithub import blob_sha
+    by_sha: dict[str, list[str]] = {}
+    for path, content in repo.commits[sha].files.items():
+        by_sha.setdefault(blob_sha(content), []).append(path)
+    return sorted(p for r in fake.requests_to("/repos/*/git/blobs/*") for p in by_sha.get(r.path.rsplit("/", 1)[1], []))

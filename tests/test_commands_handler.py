@@ -2,11 +2,13 @@
 import pytest
 
 from bot.command_handlers import CommandError, forget_handled, handle_issue_comment
-from bot.github.app import GitHubApp
 from tests.fakegithub import issue_comment_event
-from tests.ghflow_support import base_files, good_rule
+from tests.ghflow_support import INSTALLATION, example_files, gh, gh_app, new_bundle  # noqa: F401
 
-INSTALLATION = 7
+
+@pytest.fixture(autouse=True)
+def _fresh_memory():
+    forget_handled()
 
 
 class Recorded:
@@ -28,20 +30,12 @@ class Recorded:
 
 
 @pytest.fixture
-async def gh(fake_github):
-    forget_handled()
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
-
-
-@pytest.fixture
 def pr(fake_github):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     fake_github.set_permission(repo, "maintainer", "maintain")
     fake_github.set_permission(repo, "writer", "write")
     fake_github.set_permission(repo, "triager", "triage")
-    return fake_github.open_pull(repo, {"rules/windows/a.yml": good_rule(1)})
+    return fake_github.open_pull(repo, new_bundle(1))
 
 
 def reactions(fake, payload):

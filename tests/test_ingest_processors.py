@@ -50,6 +50,14 @@ def test_grok_dotted_and_ecs_bracket_names_nest():
     assert out["source"] == {"ip": "10.1.2.3"} and out["event"] == {"action": "logon"}
 
 
+def test_grok_repeated_semantic_collects_matched_values():
+    out = ok([{"grok": {"field": "m", "patterns": ["%{WORD:w} %{WORD:w}(?: %{INT:w:int})?( %{IP:never})?"]}}],
+             {"m": "alpha beta 3"})
+    assert out["w"] == ["alpha", "beta", 3] and "never" not in out
+    out = ok([{"grok": {"field": "m", "patterns": ["(?:%{INT:n}|%{WORD:n})"]}}], {"m": "word"})
+    assert out["n"] == "word"
+
+
 def test_grok_no_match_is_a_failure_with_elasticsearch_wording():
     err = failure([{"grok": {"field": "message", "patterns": ["^%{IP:ip}$"]}}], {"message": "not an ip"})
     assert "Provided Grok expressions do not match field value: [not an ip]" in err
@@ -176,6 +184,11 @@ def test_date_formats_in_order_timezone_and_output():
               {"d": "1465750800123"})["@timestamp"] == "2016/06/12 17:00"
     assert ok([{"date": {"field": "d", "formats": ["dd/MMM/yyyy:HH:mm:ss Z"]}}],
               {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T20:55:36.000Z"
+    # With a non-UTC timezone, a java-time pattern keeps the offset written in the text (Elasticsearch's DateFormat).
+    assert ok([{"date": {"field": "d", "formats": ["dd/MMM/yyyy:HH:mm:ss Z"], "timezone": "Europe/Paris"}}],
+              {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T13:55:36.000-07:00"
+    assert ok([{"date": {"field": "d", "formats": ["ISO8601"], "timezone": "Europe/Paris"}}],
+              {"d": "2000-10-10T13:55:36-07:00"})["@timestamp"] == "2000-10-10T22:55:36.000+02:00"
 
 
 def test_date_unparseable_fails_and_unsupported_pattern_is_load_error():
@@ -274,3 +287,35 @@ def test_drop_and_fail():
     assert result.status == "dropped" and result.source is None
     assert run([{"drop": {"if": "ctx.level == 'debug'"}}], {"level": "info"}).status == "ok"
     assert "bad level info" in failure([{"fail": {"message": "bad level {{level}}"}}], {"level": "info"})
+
+
+def test_dot_expander_documented_behaviour():
+    assert ok([{"dot_expander": {"field": "foo.bar"}}], {"foo.bar": "value"}) == {"foo": {"bar": "value"}}
+    assert ok([{"dot_expander": {"field": "foo.bar"}}], {"foo.bar": "value2", "foo": {"bar": "value1"}}) == \
+        {"foo": {"bar": ["value1", "value2"]}}
+    assert ok([{"dot_expander": {"field": "foo.bar", "override": True}}],
+              {"foo.bar": "value2", "foo": {"bar": "value1"}}) == {"foo": {"bar": "value2"}}
+    assert ok([{"dot_expander": {"field": "*"}}], {"id.orig_h": "10.0.0.1", "id.resp_p": 53, "q": 1}) == \
+        {"id": {"orig_h": "10.0.0.1", "resp_p": 53}, "q": 1}
+    assert ok([{"dot_expander": {"field": "*", "path": "zeek"}}], {"zeek": {"id.orig_h": "x"}}) == \
+        {"zeek": {"id": {"orig_h": "x"}}}
+    with pytest.raises(PipelineError, match="does not contain a dot"):
+        Pipeline({"processors": [{"dot_expander": {"field": "plain"}}]})
+
+
+def test_foreach_over_lists_and_objects_with_templated_field_names():
+    assert ok([{"foreach": {"field": "values", "processor": {"uppercase": {"field": "_ingest._value"}}}}],
+              {"values": ["foo", "bar", "baz"]}) == {"values": ["FOO", "BAR", "BAZ"]}
+    out = ok([{"foreach": {"field": "Parameters", "processor": {"set": {
+        "field": "params.{{_ingest._value.Name}}", "value": "{{_ingest._value.Value}}"}}}}],
+        {"Parameters": [{"Name": "MoveToFolder", "Value": "RSS"}, {"Name": "DeleteMessage", "Value": "True"}]})
+    assert out["params"] == {"MoveToFolder": "RSS", "DeleteMessage": "True"}
+    out = ok([{"foreach": {"field": "m", "processor": {"set": {"field": "keys", "value": "{{_ingest._key}}"}}}}],
+             {"m": {"a": 1}})
+    assert out["keys"] == "a"
+    assert ok([{"foreach": {"field": "nope", "ignore_missing": True, "processor": {"drop": {}}}}], {}) == {}
+    assert "cannot be cast to [java.lang.String]" in failure(
+        [{"foreach": {"field": "values", "processor": {"uppercase": {"field": "_ingest._value"}}}}],
+        {"values": ["ok", 5]})
+    with pytest.raises(PipelineError, match=r"processor \[script\] is not supported"):
+        Pipeline({"processors": [{"foreach": {"field": "v", "processor": {"script": {"source": "x"}}}}]})

@@ -3,24 +3,14 @@ import asyncio
 
 import pytest
 
-from bot.github.app import GitHubApp
 from bot.kpi_comment import KPI_MARKER, MAX_COMMENT, upsert_marked_comment
-from tests.ghflow_support import base_files, good_rule
-
-INSTALLATION = 7
-
-
-@pytest.fixture
-async def gh(fake_github):
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
+from tests.ghflow_support import INSTALLATION, example_files, new_bundle, gh, gh_app  # noqa: F401
 
 
 @pytest.fixture
 def pr(fake_github):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
-    return fake_github.open_pull(repo, {"rules/windows/a.yml": good_rule(1)})
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    return fake_github.open_pull(repo, new_bundle(1))
 
 
 def ours(fake, pr):

@@ -134,7 +134,7 @@ async def test_http_backend_errors_become_error_results(aiohttp_server):
             assert fragment in results[0].message
     finally:
         await backend.close()
-    unreachable = HttpBackend("http://127.0.0.1:1/parse", timeout=2)
+    unreachable = HttpBackend("http://127.0.0.1:1/parse", timeout=2, attempts=2, retry_delay=0.01)
     try:
         [r] = await unreachable.parse_batch("auth", ["user=a"])
     finally:
@@ -218,3 +218,32 @@ async def test_elasticsearch_missing_pipeline_is_a_backend_error(aiohttp_server)
         await backend.close()
     assert [r.status for r in results] == ["error", "error"]
     assert "HTTP 404" in results[0].message
+
+
+async def test_http_backend_retries_overload_then_succeeds(aiohttp_server):
+    hits = []
+
+    async def parse(request: web.Request) -> web.Response:
+        body = await request.json()
+        hits.append(len(body["logs"]))
+        if len(hits) <= 2:
+            return web.Response(status=503, text="busy")
+        return web.json_response({"version": "v", "results": [{"status": "ok", "event": {"x": 1}}
+                                                              for _ in body["logs"]]})
+
+    app = web.Application()
+    app.router.add_post("/parse", parse)
+    server = await aiohttp_server(app)
+    backend = HttpBackend(str(server.make_url("/parse")), retry_delay=0.01)
+    try:
+        [r] = await backend.parse_batch("p", ["a"])
+    finally:
+        await backend.close()
+    assert r.status == "ok" and hits == [1, 1, 1]
+    gives_up = HttpBackend(str(server.make_url("/parse")), attempts=1)
+    hits.clear()
+    try:
+        [r] = await gives_up.parse_batch("p", ["a"])
+    finally:
+        await gives_up.close()
+    assert r.status == "error" and "HTTP 503" in r.message

@@ -3,21 +3,10 @@ import asyncio
 
 import pytest
 
-from bot.github.app import GitHubApp
-from bot.github.retry import RetryPolicy
 from bot.pr_flow import HeadTracker, PullRequestTarget, check_pull_request
 from bot.publish import PR_CHECKS
-from tests.ghflow_support import BROKEN_RULE, annotation_requests, base_files, good_rule, runs_by_name
-
-INSTALLATION = 7
-
-
-@pytest.fixture
-async def app(fake_github):
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url,
-                    retry=RetryPolicy(base_delay=0.01, max_attempts=3))
-    yield app
-    await app.close()
+from tests.ghflow_support import (BROKEN_RULE, INSTALLATION, annotation_requests, example_files, gh_app,  # noqa: F401
+                                  fetched_paths, new_bundle, new_rule_path, runs_by_name)
 
 
 def target(pr):
@@ -28,65 +17,77 @@ async def run_job(fake, app, pr, **kw):
     return await check_pull_request(app.installation_client(INSTALLATION), target(pr), **kw)
 
 
-async def test_broken_rule_fails_syntax_with_annotation_at_its_line(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
-    pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE, "rules/windows/ok.yml": good_rule(1),
-                                      "docs/readme.md": "x"})
-    conclusions = await run_job(fake_github, app, pr)
+async def test_broken_rule_fails_syntax_with_annotation_at_its_line(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE, **new_bundle(1), "docs/readme.md": "x"})
+    conclusions = await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert set(runs) == {f"detbot/{c}" for c in PR_CHECKS}
     assert all(r.status == "completed" for r in runs.values())
     syntax = runs["detbot/syntax"]
     assert syntax.conclusion == "failure" == conclusions["syntax"]
-    (ann,) = syntax.annotations
-    assert ann["path"] == "rules/windows/new.yml" and ann["start_line"] == 5
-    assert ann["annotation_level"] == "failure" and "YAML" in ann["title"]
-    assert "`rules/windows/new.yml`" in syntax.output["summary"] and "`rules/windows/ok.yml`" in \
-        syntax.output["summary"]
+    (ann,) = [a for a in syntax.annotations if a["path"] == "rules/windows/new.yml"]
+    assert ann["start_line"] == 5 and ann["annotation_level"] == "failure" and "YAML" in ann["title"]
+    assert not [a for a in syntax.annotations if a["path"] != "rules/windows/new.yml"]
+    assert "`rules/windows/new.yml`" in syntax.output["summary"]
+    assert f"`{new_rule_path(1)}`" in syntax.output["summary"]
     assert [a["identifier"] for a in syntax.actions] == ["rerun"]
+    assert runs["detbot/tests"].conclusion == "success"
     # Created in_progress before any work: the first request about each run is its creation.
     first = [r for r in fake_github.requests if "/check-runs" in r.path][:4]
     assert all(r.method == "POST" and r.body["status"] == "in_progress" for r in first)
     assert fake_github.requests.index(first[-1]) < fake_github.requests.index(
         fake_github.requests_to("/repos/*/pulls/*/files")[0])
-    # Only the touched bundles were downloaded, not the untouched base rule.
-    fetched = {r.path for r in fake_github.requests_to("/repos/*/git/blobs/*")}
-    assert len(fetched) == 2
+    # Downloaded: the touched bundles, and the other rules (for the duplicate-id check), not their tests or ADS.
+    fetched = fetched_paths(fake_github, repo, pr.head_sha)
+    assert set(new_bundle(1)) | {"rules/windows/new.yml"} <= set(fetched)
+    assert [p for p in fetched if p.endswith((".tests.yml", ".ads.md"))] == sorted(
+        p for p in new_bundle(1) if not p.endswith("1.yml"))
 
 
-async def test_pr_touching_no_rule_concludes_all_skipped(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+async def test_passing_bundle_concludes_success_everywhere(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(3))
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {n: r.conclusion for n, r in runs.items()} == {f"detbot/{c}": "success" for c in PR_CHECKS}
+    assert all(not r.annotations for r in runs.values())
+    assert "all pass" in runs["detbot/tests"].output["title"]
+
+
+async def test_pr_touching_no_rule_concludes_all_skipped(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"docs/a.md": "x", "README.md": "changed"})
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"skipped"}
     assert all("none of them a rule" in r.output["summary"] for r in runs.values())
 
 
-async def test_config_error_fails_every_run_naming_key_and_line(fake_github, app):
+async def test_config_error_fails_every_run_naming_key_and_line(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
-                                files=base_files("rules: ['rules/**/*.yml']\nchecks:\n  syntax: true\n  bogus: 1\n"))
-    pr = fake_github.open_pull(repo, {"rules/windows/ok.yml": good_rule(1)})
-    await run_job(fake_github, app, pr)
+                                files=example_files("rules: ['rules/**/*.yml']\nchecks:\n  syntax: true\n  bogus: 1\n"))
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"failure"}
     for r in runs.values():
         assert "checks.bogus" in r.output["summary"] and "detbot.yml:4" in r.output["summary"]
 
 
-async def test_config_is_read_from_default_branch_not_the_pr(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+async def test_config_is_read_from_default_branch_not_the_pr(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE,
                                       ".github/detbot.yml": "checks:\n  syntax: false\n"})
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
 
 
-async def test_disabled_check_and_warning_level(fake_github, app):
+async def test_disabled_check_and_warning_level(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
-                                files=base_files("checks:\n  syntax:\n    level: warning\n  ads: false\n"))
+                                files=example_files("checks:\n  syntax:\n    level: warning\n  ads: false\n"))
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert runs["detbot/syntax"].conclusion == "neutral"
     assert runs["detbot/syntax"].annotations[0]["annotation_level"] == "warning"
@@ -94,10 +95,10 @@ async def test_disabled_check_and_warning_level(fake_github, app):
     assert "disabled" in runs["detbot/ads"].output["summary"]
 
 
-async def test_120_findings_go_out_in_3_annotation_requests(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+async def test_120_findings_go_out_in_3_annotation_requests(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {f"rules/bulk/r{i:03d}.yml": BROKEN_RULE for i in range(120)})
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     syntax = runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"]
     reqs = annotation_requests(fake_github, repo, "detbot/syntax")
     assert [len(r.body["output"]["annotations"]) for r in reqs] == [50, 50, 20]
@@ -106,28 +107,28 @@ async def test_120_findings_go_out_in_3_annotation_requests(fake_github, app):
     assert [r.body.get("conclusion") for r in reqs] == [None, None, "failure"]
 
 
-async def test_annotation_cap_says_how_many_were_left_out(fake_github, app):
+async def test_annotation_cap_says_how_many_were_left_out(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
-                                files=base_files("github:\n  max_annotations: 60\n"))
+                                files=example_files("github:\n  max_annotations: 60\n"))
     pr = fake_github.open_pull(repo, {f"rules/bulk/r{i:03d}.yml": BROKEN_RULE for i in range(75)})
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     syntax = runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"]
     assert len(syntax.annotations) == 60
     assert "15 findings not annotated" in syntax.output["summary"]
 
 
-async def test_internal_error_concludes_failure_with_reason(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
-    pr = fake_github.open_pull(repo, {"rules/windows/ok.yml": good_rule(1)})
+async def test_internal_error_concludes_failure_with_reason(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
     fake_github.fail("/repos/*/pulls/*/files", times=10, status=403)
-    await run_job(fake_github, app, pr)
+    await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"failure"}
     assert all("detbot failed" == r.output["title"] and "403" in r.output["summary"] for r in runs.values())
 
 
-async def test_stale_sha_posts_only_cancelled(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+async def test_stale_sha_posts_only_cancelled(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
     tracker = HeadTracker()
     t = target(pr)
@@ -139,17 +140,17 @@ async def test_stale_sha_posts_only_cancelled(fake_github, app):
         tracker.update(t.key, "f" * 40)
         return await original(call)
     fake_github._handlers["pulls/list-files"] = newer_push_meanwhile
-    await check_pull_request(app.installation_client(INSTALLATION), t, is_current=tracker.is_current(t))
+    await check_pull_request(gh_app.installation_client(INSTALLATION), t, is_current=tracker.is_current(t))
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"cancelled"}
     assert not any(r.annotations for r in runs.values())
 
 
-async def test_cancelled_job_concludes_its_runs_cancelled(fake_github, app):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+async def test_cancelled_job_concludes_its_runs_cancelled(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
     fake_github.latency = 0.05
-    task = asyncio.create_task(run_job(fake_github, app, pr))
+    task = asyncio.create_task(run_job(fake_github, gh_app, pr))
     while len(fake_github.check_runs(repo)) < 4:
         await asyncio.sleep(0.01)
     task.cancel()
@@ -159,15 +160,19 @@ async def test_cancelled_job_concludes_its_runs_cancelled(fake_github, app):
     assert {r.conclusion for r in runs.values()} == {"cancelled"}
 
 
-async def test_fork_pr_renamed_and_removed_files(fake_github, app):
+async def test_fork_pr_renamed_and_removed_files(fake_github, gh_app):
+    files = example_files()
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
-                                files={**base_files(), "rules/windows/old.yml": BROKEN_RULE,
-                                       "rules/windows/gone.yml": good_rule(5)})
-    pr = fake_github.open_pull(repo, {"rules/windows/extra.yml": good_rule(2)}, fork_owner="contributor",
+                                files={**files, "rules/windows/old.yml": BROKEN_RULE})
+    gone = "rules/cloud/azure/azure_signin_scripted_client"
+    pr = fake_github.open_pull(repo, new_bundle(2), fork_owner="contributor",
                                renames={"rules/windows/new.yml": "rules/windows/old.yml"},
-                               delete=("rules/windows/gone.yml",))
-    await run_job(fake_github, app, pr)
-    syntax = runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"]
+                               delete=(gone + ".yml", gone + ".tests.yml", gone + ".ads.md"))
+    assert pr.is_fork
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    syntax = runs["detbot/syntax"]
     assert syntax.conclusion == "failure"
-    assert [a["path"] for a in syntax.annotations] == ["rules/windows/new.yml"]
-    assert "gone.yml" not in syntax.output["summary"]
+    assert {a["path"] for a in syntax.annotations} == {"rules/windows/new.yml"}
+    assert "azure_signin_scripted_client" not in syntax.output["summary"]
+    assert f"`{new_rule_path(2)}`" in syntax.output["summary"]

@@ -1,20 +1,10 @@
 """Crash safety: runs left in progress by a dead process are re-run or concluded; live ones are left alone."""
 import pytest
 
-from bot.github.app import GitHubApp
 from bot.pr_flow import PullRequestTarget, check_pull_request
 from bot.publish import ACTIVE_RUNS, PR_CHECKS, CheckRunSet
 from bot.recovery import recover, recover_repository
-from tests.ghflow_support import BROKEN_RULE, base_files, runs_by_name
-
-INSTALLATION = 7
-
-
-@pytest.fixture
-async def gh(fake_github):
-    app = GitHubApp(app_id=fake_github.app_id, private_key=fake_github.private_key_pem, base_url=fake_github.url)
-    yield app.installation_client(INSTALLATION)
-    await app.close()
+from tests.ghflow_support import INSTALLATION, BROKEN_RULE, example_files, runs_by_name, gh, gh_app  # noqa: F401
 
 
 async def crashed_job(gh, pr, checks=PR_CHECKS):
@@ -26,7 +16,7 @@ async def crashed_job(gh, pr, checks=PR_CHECKS):
 
 
 async def test_restart_reruns_pr_checks_and_concludes_the_stale_runs(fake_github, gh):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
     other = fake_github.open_pull(repo, {"rules/windows/x.yml": BROKEN_RULE})
     stale = await crashed_job(gh, pr)
@@ -51,7 +41,7 @@ async def test_restart_reruns_pr_checks_and_concludes_the_stale_runs(fake_github
 
 
 async def test_live_and_young_runs_are_left_alone(fake_github, gh):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
     live = CheckRunSet(gh, repo.full_name, pr.head_sha, ["syntax"])
     await live.create()
@@ -68,7 +58,7 @@ async def test_live_and_young_runs_are_left_alone(fake_github, gh):
 
 
 async def test_stuck_replay_is_concluded_not_rerun(fake_github, gh):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=base_files())
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
     await crashed_job(gh, pr, ["replay"])
     enqueued = []

@@ -204,6 +204,12 @@ async def test_changed_parser_selects_every_rule_it_parses(repo):
     report = await replay(repo, changed=["rules/windows/evil.tests.yml"])
     assert {r.rule_path for r in report.results} == {"rules/windows/evil.yml"}
     assert (await replay(repo, changed=["README.md"])).results == []
+    # A rule whose tests only use sshd_json, which calls sshd: a change to sshd replays it too.
+    (repo / "rules/linux/ssh_json.yml").write_text(RULE.replace("000000000001", "000000000003"))
+    (repo / "rules/linux/ssh_json.tests.yml").write_text("- name: via json\n" + TESTS.split("- name: stored as nested json\n")[1])
+    report = await replay(repo, changed=["parsers/sshd.yml"])
+    assert {r.rule_path for r in report.results} == {"rules/linux/ssh_root.yml", "rules/linux/ssh_json.yml"}
+    assert {r.verdict for r in report.results if r.rule_path.endswith("ssh_json.yml")} == {"PASS"}
 
 
 async def test_findings_renderers(repo):
@@ -283,3 +289,64 @@ def test_cli_markdown_all(repo, capsys):
     assert cli(["replay", str(repo), "--all", "--format", "markdown", "--offline"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("### Replay") and "Every replayed test" in out
+
+
+async def test_a_test_failing_on_its_stored_event_has_no_baseline(repo):
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(
+        "- name: mislabelled\n  expect: match\n  event: {event.action: accepted, user.name: alice}\n"
+        "  raw: 'Accepted password for alice from 10.0.0.1 port 22 ssh2'\n"
+        "- name: stale stored event\n  expect: match\n  event: {event.action: accepted, user.name: alice}\n"
+        "  raw: 'Accepted password for root from 10.0.0.1 port 22 ssh2'\n")
+    report = await replay(repo, rule_ids=["ssh_root"])
+    by_name = {r.test_name: r for r in report.results}
+    assert by_name["mislabelled"].verdict == "SKIPPED" and "fails the same way" in by_name["mislabelled"].detail
+    stale = by_name["stale stored event"]
+    assert stale.verdict == "SKIPPED" and "gives the expected outcome" in stale.detail
+    assert [c.field for c in stale.field_diff] == ["user.name"]
+    assert not report.broken
+
+
+async def test_issue_body_groups_broken_tests_by_rule_and_is_stable(repo, tmp_path):
+    from checks.replay.report import render_issue
+    (repo / "rules/windows/evil.tests.yml").write_text(OTHER_TESTS.split("- name: missing pipeline")[0])
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(TESTS.split("- name: garbage line")[0])
+    assert render_issue(await replay(repo)) is None
+    (repo / "parsers/sshd.yml").write_text(PIPELINE.replace("USERNAME:user.name", "USERNAME:user.id"))
+    with ReplayCache(tmp_path / "c.sqlite") as cache:
+        first = render_issue(await replay(repo, cache=cache))
+        second = render_issue(await replay(repo, cache=cache))
+    assert first == second
+    assert first.count("### ") == 1 and "`rules/linux/ssh_root.yml`" in first
+    assert "**RULE_BROKEN**: test 'root login'" in first and '`user.name`: "root" → (absent)' in first
+    assert "**FIELD_DRIFT**: test 'normal user'" in first
+
+
+async def test_elasticsearch_backend_routed_by_config(repo, aiohttp_server, monkeypatch):
+    seen = []
+
+    async def get_pipeline(request: web.Request) -> web.Response:
+        seen.append(("GET", request.path, request.headers.get("Authorization")))
+        return web.json_response({request.match_info["id"]: {"processors": [{"json": {"field": "message"}}]}})
+
+    async def simulate(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(("POST", request.path, request.headers.get("Authorization")))
+        return web.json_response({"docs": [{"doc": {"_index": "_index", "_id": "_id",
+                                                    "_source": {"Image": "C:\\evil.exe", "message": d["_source"]["message"]},
+                                                    "_ingest": {"timestamp": "2024-01-01T00:00:00Z"}}}
+                                           for d in body["docs"]]})
+
+    app = web.Application()
+    app.router.add_get("/_ingest/pipeline/{id}", get_pipeline)
+    app.router.add_post("/_ingest/pipeline/{id}/_simulate", simulate)
+    server = await aiohttp_server(app)
+    monkeypatch.setenv("DETBOT_REPLAY_ES_KEY", "k3y")
+    (repo / ".github/detbot.yml").write_text(
+        CONFIG + "  - logsource: {product: windows}\n    parser: winproc\n    backend: siem\n"
+        f"replay:\n  backends:\n    siem:\n      type: elasticsearch\n      url: '{server.make_url('')}'\n"
+        "      pipeline_prefix: logs-\n      api_key_env: DETBOT_REPLAY_ES_KEY\n")
+    report = await replay(repo, rule_ids=["evil"])
+    r = {r.test_name: r for r in report.results}["no parser known"]
+    assert r.verdict == "PASS" and r.backend == "siem" and r.parser == "winproc"
+    assert ("GET", "/_ingest/pipeline/logs-winproc", "ApiKey k3y") in seen
+    assert ("POST", "/_ingest/pipeline/logs-winproc/_simulate", "ApiKey k3y") in seen

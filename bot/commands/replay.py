@@ -10,6 +10,7 @@ from checks.replay.replay import run_replay_sync
 from checks.replay.report import render_json, render_markdown, render_text
 from checks.replay.settings import parse_settings
 
+from .check import Progress
 from .repo import CommandError, open_repository
 
 
@@ -45,10 +46,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     cache_path = None if args.no_cache else (args.cache or (str(root / settings.cache) if settings.cache else None))
     cache = ReplayCache(cache_path) if cache_path else None
+    progress = Progress()
     try:
         report = run_replay_sync(source, config, args.rules, cache, changed=args.changed_only,
-                                 allow_remote=not args.offline)
+                                 allow_remote=not args.offline, progress=progress)
     finally:
+        progress.close()
         if cache:
             cache.close()
     if args.format == "json":

@@ -33,9 +33,12 @@ from .ingest.pipeline import Pipeline, PipelineError
 
 # Bump when the embedded executor changes behaviour: cached results of older executors are then ignored.
 EMBEDDED_ENGINE_VERSION = "1"
+# Embedded batches above this many logs are parsed in a worker thread.
+THREAD_THRESHOLD = 64
 PARSER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("ok", "unparsed", "error")
 MAX_ERROR_BODY = 300
+RETRY_STATUSES = {429, 502, 503, 504}
 
 
 @dataclass
@@ -54,6 +57,10 @@ class ParseResult:
 
 class BackendError(Exception):
     """The backend cannot serve this parser at all (unreachable, pipeline missing or invalid)."""
+
+
+class _Transient(BackendError):
+    """Worth another try: the service was unreachable or said it is overloaded."""
 
 
 class ParserBackend(Protocol):
@@ -128,6 +135,8 @@ class EmbeddedBackend:
             pipeline = Pipeline(doc.data, parser, resolve)
         except PipelineError as e:
             raise BackendError(f"{path}:{doc.line(e.path)}: {e}") from None
+        except Exception as e:  # an executor bug must not take the whole replay down
+            raise BackendError(f"{path}: cannot load the pipeline: {type(e).__name__}: {e}") from None
         self._pipelines[parser] = pipeline
         return pipeline
 
@@ -139,7 +148,7 @@ class EmbeddedBackend:
         except LookupError as e:
             raise BackendError(str(e)) from None
         # Pipelines this one calls change its behaviour too.
-        called = sorted(set(_called_pipelines(doc.data)) - set(_stack) - {parser})
+        called = sorted(set(called_pipelines(doc.data)) - set(_stack) - {parser})
         subs = []
         for name in called:
             try:
@@ -162,7 +171,12 @@ class EmbeddedBackend:
         stamp = datetime.now(timezone.utc).isoformat()
         out: list[ParseResult] = []
         for raw in raw_logs:
-            r = pipeline.run_message(raw, stamp)
+            try:
+                r = pipeline.run_message(raw, stamp)
+            except Exception as e:  # an executor bug: this log's result, not the batch's
+                out.append(ParseResult("error", None, [], version, f"embedded executor failed on this log: "
+                                       f"{type(e).__name__}: {e}"))
+                continue
             if r.status == "ok":
                 out.append(ParseResult("ok", r.source, r.warnings, version))
             else:
@@ -170,10 +184,14 @@ class EmbeddedBackend:
         return out
 
     async def parse_batch(self, parser: str, raw_logs: list[str]) -> list[ParseResult]:
-        return self.parse_batch_sync(parser, raw_logs)
+        if len(raw_logs) <= THREAD_THRESHOLD:
+            return self.parse_batch_sync(parser, raw_logs)
+        # A large batch is CPU work: off the event loop, so a server keeps answering meanwhile.
+        return await asyncio.to_thread(self.parse_batch_sync, parser, raw_logs)
 
 
-def _called_pipelines(data: Any) -> list[str]:
+def called_pipelines(data: Any) -> list[str]:
+    """Names of the pipelines a definition calls through `pipeline` processors."""
     found: list[str] = []
     stack = [data]
     while stack:
@@ -192,8 +210,11 @@ def _called_pipelines(data: Any) -> list[str]:
 
 class _HttpBase:
     def __init__(self, url: str, name: str, headers: dict[str, str] | None = None, timeout: float = 30.0,
-                 batch_size: int = 200, session: aiohttp.ClientSession | None = None):
+                 batch_size: int = 200, session: aiohttp.ClientSession | None = None, attempts: int = 3,
+                 retry_delay: float = 0.5):
         self.url = url.rstrip("/")
+        self.attempts = max(1, attempts)
+        self.retry_delay = retry_delay
         self.name = name
         self.headers = dict(headers or {})
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -214,19 +235,32 @@ class _HttpBase:
             await self._own_session.close()
 
     async def _request(self, method: str, url: str, body: Any = None) -> Any:
-        """The decoded JSON answer; BackendError for transport errors, non-2xx answers and non-JSON bodies."""
+        """The decoded JSON answer; BackendError for transport errors, non-2xx answers and non-JSON bodies.
+        A refused connection or a 502/503/504/429 is retried (parsing is idempotent) before giving up."""
+        for attempt in range(self.attempts):
+            try:
+                return await self._request_once(method, url, body)
+            except _Transient as e:
+                if attempt + 1 == self.attempts:
+                    raise BackendError(str(e)) from None
+                await asyncio.sleep(self.retry_delay * (2 ** attempt))
+        raise AssertionError("unreachable")
+
+    async def _request_once(self, method: str, url: str, body: Any) -> Any:
         try:
             async with self.session().request(method, url, json=body, timeout=self.timeout,
                                               headers=self.headers) as resp:
                 text = await resp.text()
                 if resp.status >= 300:
-                    raise BackendError(f"{self.name}: HTTP {resp.status} from {method} {url}: "
-                                       f"{_error_reason(text)}")
+                    message = f"{self.name}: HTTP {resp.status} from {method} {url}: {_error_reason(text)}"
+                    raise (_Transient if resp.status in RETRY_STATUSES else BackendError)(message)
                 try:
                     return json.loads(text)
                 except ValueError:
                     raise BackendError(f"{self.name}: answer to {method} {url} is not JSON: "
                                        f"{text[:MAX_ERROR_BODY]!r}") from None
+        except aiohttp.ClientConnectionError as e:
+            raise _Transient(f"{self.name}: {method} {url} failed: {e.__class__.__name__}: {e}") from None
         except aiohttp.ClientError as e:
             raise BackendError(f"{self.name}: {method} {url} failed: {e.__class__.__name__}: {e}") from None
         except asyncio.TimeoutError:

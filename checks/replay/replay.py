@@ -8,7 +8,8 @@ Per test event of the selected rules:
     FIELD_DRIFT    the outcome is unchanged but a field the rule uses changed, vanished or appeared
     UNPARSED       the parser rejected or dropped the raw log
     BACKEND_ERROR  the parser backend failed (unreachable, pipeline missing or invalid)
-    SKIPPED        no raw log, no parser for it, or a rule that cannot be evaluated
+    SKIPPED        no raw log, no parser for it, a rule that cannot be evaluated, or a test that already fails
+                   on its stored event (the tests check reports that; there is no baseline to compare with)
 
 Which parser: the test's `parser`, else the config's logsource -> parser routes. Which backend: the route
 naming that parser, else `replay.default_backend` (embedded). Field values are compared as Sigma compares
@@ -29,9 +30,9 @@ from ..rule_runs import CompiledDoc, compile_docs
 from ..runner import CheckContext
 from ..source import FileSource
 from ..testevents import TestEvent, bundle_tests
-from .backends import BackendError, ParserBackend, ParseResult, errors_for
+from .backends import BackendError, EmbeddedBackend, ParserBackend, ParseResult, called_pipelines, errors_for
 from .cache import ReplayCache, raw_digest
-from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings
+from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings, parser_files
 
 VERDICTS = ("PASS", "RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR", "SKIPPED")
 BROKEN = ("RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR")
@@ -46,10 +47,10 @@ class FieldChange:
 
     def describe(self) -> str:
         if self.kind == "vanished":
-            return f"{self.field}: {_show(self.before)} -> (absent)"
+            return f"{self.field}: {_show(self.before)} → (absent)"
         if self.kind == "appeared":
-            return f"{self.field}: (absent) -> {_show(self.after)}"
-        return f"{self.field}: {_show(self.before)} -> {_show(self.after)}"
+            return f"{self.field}: (absent) → {_show(self.after)}"
+        return f"{self.field}: {_show(self.before)} → {_show(self.after)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, "kind": self.kind, "before": self.before, "after": self.after}
@@ -157,13 +158,28 @@ def _rule_keys(bundle: RuleBundle, ctx: CheckContext) -> set[str]:
     return keys
 
 
-def _parsers_in(changed: Iterable[str], settings: ReplaySettings) -> set[str]:
-    prefix = settings.parsers_dir.rstrip("/") + "/"
-    names = set()
-    for path in changed:
-        if path.startswith(prefix) and path.endswith((".yml", ".yaml", ".json")) and "/" not in path[len(prefix):]:
-            names.add(splitext(path[len(prefix):])[0])
-    return names
+def _parsers_in(changed: Iterable[str], settings: ReplaySettings, source: FileSource) -> set[str]:
+    """The parsers a change touches: the changed pipelines and, transitively, the pipelines calling them."""
+    touched = {splitext(basename(p))[0] for p in parser_files(changed, settings)}
+    if not touched:
+        return touched
+    embedded = EmbeddedBackend(source, settings.parsers_dir)
+    callers: dict[str, set[str]] = {}
+    for path in parser_files(source.paths(), settings):
+        name = splitext(basename(path))[0]
+        try:
+            _, doc = embedded.definition(name)
+        except (BackendError, LookupError):
+            continue
+        for called in called_pipelines(doc.data):
+            callers.setdefault(called, set()).add(name)
+    todo = list(touched)
+    while todo:
+        for caller in callers.get(todo.pop(), ()):
+            if caller not in touched:
+                touched.add(caller)
+                todo.append(caller)
+    return touched
 
 
 def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[str] | None,
@@ -184,7 +200,7 @@ def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[s
         return every, []
     changed = list(changed)
     chosen = bundles_for_changed(changed, ctx.source, ctx.config)
-    parsers = _parsers_in(changed, settings)
+    parsers = _parsers_in(changed, settings, ctx.source)
     if parsers:
         have = {b.rule_path for b in chosen}
         for b in every:
@@ -284,11 +300,14 @@ def _verdict(w: _Work, result: ParseResult, cached: bool) -> ReplayResult:
     matched, errors = _evaluate(w.docs, result.event)
     stored_matched, _ = _evaluate(w.docs, t.event)
     changes = "; ".join(c.describe() for c in diff)
-    note = ""
+    note = f" [evaluation: {'; '.join(errors[:3])}]" if errors else ""
     if stored_matched != (t.expect == "match"):
-        note = " (the stored event does not give the expected outcome either: see the tests check)"
-    if errors:
-        note += f" [evaluation: {'; '.join(errors[:3])}]"
+        # The test fails on its stored event already (the tests check says so): no baseline to compare with.
+        now = "gives the expected outcome" if matched == (t.expect == "match") else "fails the same way"
+        summary = (f"the stored event does not give the expected outcome ({t.expect}), so replay has no "
+                   f"baseline; the re-parsed event {now}")
+        return ReplayResult(verdict="SKIPPED", detail=summary + (f": {changes}" if changes else "") + note,
+                            field_diff=diff, summary=summary, **base)
     if t.expect == "match" and not matched:
         verdict, summary = "RULE_BROKEN", "expected a match; the re-parsed event no longer matches"
     elif t.expect == "no_match" and matched:
@@ -308,6 +327,46 @@ def _skipped(w: _Work, detail: str) -> ReplayResult:
                         rule_title=w.title, expect=t.expect, parser=w.parser, backend=w.backend)
 
 
+Slots = list["ReplayResult | _Work"]
+Groups = dict[tuple[str, str], list[int]]
+
+
+def _plan(ctx: CheckContext, settings: ReplaySettings, bundles: list[RuleBundle], available: set[str],
+          progress: Callable[[str, int, int], None] | None) -> tuple[Slots, Groups]:
+    """One slot per test: already a result (SKIPPED) or work to parse, grouped by (backend, parser)."""
+    config = ctx.config
+    slots: Slots = []
+    groups: Groups = {}
+    for n, bundle in enumerate(bundles, 1):
+        if progress:
+            progress("replay", n, len(bundles))
+        rf = ctx.rule_file(bundle.rule_path)
+        docs, _ = compile_docs(rf.docs, config.placeholders)
+        first = next((d for d in rf.docs if isinstance(d.data, dict)), None)
+        rule_id = first.rule_id if first else None
+        title = str(first.data.get("title") or "") if first else ""
+        for t in bundle_tests(ctx, bundle).tests:
+            w = _Work(bundle, docs, t, rule_id, title)
+            w.parser = _parser_of(t, bundle, ctx)
+            if w.parser:
+                w.backend = backend_name_for(w.parser, config, settings)
+            if not any(d.compiled for d in docs):
+                reason = next((d.error for d in docs if d.error), None) or "no detection rule in the file"
+                slots.append(_skipped(w, f"the rule cannot be evaluated: {reason}"))
+            elif t.raw is None or t.raw == "":
+                slots.append(_skipped(w, "no raw log (`raw`) to replay"))
+            elif not w.parser:
+                slots.append(_skipped(w, "no parser: set `parser` on the test or map the rule's logsource "
+                                         "to a parser under `parsers:` in .github/detbot.yml"))
+            elif w.backend not in available:
+                slots.append(_skipped(w, f"parser backend [{w.backend}] is not available here"))
+            else:
+                w.raw = raw_text(t.raw)
+                groups.setdefault((w.backend, w.parser), []).append(len(slots))
+                slots.append(w)
+    return slots, groups
+
+
 async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | None = None,
                      cache: ReplayCache | None = None, *, changed: Iterable[str] | None = None,
                      backends: Mapping[str, ParserBackend] | None = None, allow_remote: bool = True,
@@ -315,45 +374,23 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
     """Replay the selected rules' tests (all rules when neither `rule_ids` nor `changed` is given).
 
     Raises checks.config.ConfigError for an invalid `replay:` section. `backends` replaces the ones the config
-    describes (e.g. shared by the bot across runs); `allow_remote=False` keeps to the embedded backend."""
+    describes (e.g. shared by the bot across runs); `allow_remote=False` keeps to the embedded backend.
+    The CPU-bound parts (loading, compiling, evaluating) run in worker threads, so a server's event loop
+    stays responsive during a whole-catalog replay."""
     settings = parse_settings(config)
     ctx = CheckContext(source, config, [])
-    bundles, unknown = select_bundles(ctx, settings, rule_ids, changed)
-    ctx.bundles = bundles
     own = backends is None
     available = dict(backends) if backends is not None else build_backends(settings, source,
                                                                            allow_remote=allow_remote)
-    report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
-    slots: list[ReplayResult | _Work] = []
-    groups: dict[tuple[str, str], list[int]] = {}
+
+    def prepare() -> tuple[list[RuleBundle], list[str], Slots, Groups]:
+        bundles, unknown = select_bundles(ctx, settings, rule_ids, changed)
+        ctx.bundles = bundles
+        return (bundles, unknown, *_plan(ctx, settings, bundles, set(available), progress))
+
     try:
-        for n, bundle in enumerate(bundles, 1):
-            if progress:
-                progress("replay", n, len(bundles))
-            rf = ctx.rule_file(bundle.rule_path)
-            docs, _ = compile_docs(rf.docs, config.placeholders)
-            first = next((d for d in rf.docs if isinstance(d.data, dict)), None)
-            rule_id = first.rule_id if first else None
-            title = str(first.data.get("title") or "") if first else ""
-            for t in bundle_tests(ctx, bundle).tests:
-                w = _Work(bundle, docs, t, rule_id, title)
-                w.parser = _parser_of(t, bundle, ctx)
-                if w.parser:
-                    w.backend = backend_name_for(w.parser, config, settings)
-                if not any(d.compiled for d in docs):
-                    reason = next((d.error for d in docs if d.error), None) or "no detection rule in the file"
-                    slots.append(_skipped(w, f"the rule cannot be evaluated: {reason}"))
-                elif t.raw is None or t.raw == "":
-                    slots.append(_skipped(w, "no raw log (`raw`) to replay"))
-                elif not w.parser:
-                    slots.append(_skipped(w, "no parser: set `parser` on the test or map the rule's logsource "
-                                             "to a parser under `parsers:` in .github/detbot.yml"))
-                elif w.backend not in available:
-                    slots.append(_skipped(w, f"parser backend [{w.backend}] is not available here"))
-                else:
-                    w.raw = raw_text(t.raw)
-                    groups.setdefault((w.backend, w.parser), []).append(len(slots))
-                    slots.append(w)
+        bundles, unknown, slots, groups = await asyncio.to_thread(prepare)
+        report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
 
         async def run_group(key: tuple[str, str], idx: list[int]) -> None:
             backend = available[key[0]]
@@ -361,8 +398,11 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
             results, cached = await parse_cached(backend, key[1], raws, cache)  # type: ignore[arg-type]
             report.cache_hits += sum(cached)
             report.parsed += sum(not c and r.status != "error" for r, c in zip(results, cached))
-            for i, r, c in zip(idx, results, cached):
-                slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
+
+            def judge() -> None:
+                for i, r, c in zip(idx, results, cached):
+                    slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
+            await asyncio.to_thread(judge)
 
         await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
     finally:

@@ -90,3 +90,36 @@ def render_markdown(report: ReplayReport, max_rows: int = 50, title: str = "Repl
         out.append("")
         out.append("No rule matches: " + ", ".join(f"`{_cell(u, 80)}`" for u in report.unknown_rules))
     return "\n".join(out)
+
+
+def render_issue(report: ReplayReport, max_tests: int = 200) -> str | None:
+    """The body of the issue tracking a catalog's breakage, grouped by rule with the fields that changed; None
+    when nothing is broken. Deterministic (no timings, no cache figures) so an unchanged state edits nothing."""
+    bad = [r for r in report.results if r.broken]
+    if not bad:
+        return None
+    by_rule: dict[str, list[ReplayResult]] = {}
+    for r in sorted(bad, key=lambda r: (r.rule_path, r.test_line, r.test_name)):
+        by_rule.setdefault(r.rule_path, []).append(r)
+    counts = report.counts
+    out = [f"Replaying the test events' raw logs through the current parsers breaks {len(by_rule)} rule(s) "
+           f"({', '.join(f'{counts[v]} {v}' for v in BROKEN if counts[v])}, out of {len(report.results)} tests).",
+           ""]
+    shown = 0
+    for path, results in by_rule.items():
+        head = results[0]
+        rid = f", id `{head.rule_id}`" if head.rule_id else ""
+        out.append(f"### {_cell(head.rule_title or path, 120)} (`{path}`{rid})")
+        for r in results:
+            if shown >= max_tests:
+                break
+            shown += 1
+            out.append(f"- {ICONS[r.verdict]} **{r.verdict}**: test '{_cell(r.test_name, 120)}' "
+                       f"(`{r.test_path}:{r.test_line}`, parser `{r.parser}`): {_cell(r.summary or r.detail)}")
+            out += [f"  - `{_cell(c.field, 80)}`: {_cell(c.describe().split(': ', 1)[1], 200)}"
+                    for c in r.field_diff[:10]]
+        out.append("")
+    if shown < len(bad):
+        out.append(f"… and {len(bad) - shown} more broken test(s).")
+    out.append("Run `detbot replay --all` locally, or `/replay RULE` on a pull request, to see the details.")
+    return "\n".join(out)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..config import Config, ConfigError, ConfigSection
 from ..source import FileSource
@@ -32,7 +32,8 @@ from .backends import ElasticsearchBackend, EmbeddedBackend, HttpBackend, Parser
 EMBEDDED = "embedded"
 ENV_PREFIX = "DETBOT_REPLAY_"
 DEFAULT_CACHE = ".detbot-cache/replay.sqlite"
-_KEYS = {"parsers_dir", "cache", "default_backend", "backends"}
+# `schedule` (the daily replay's time of day) belongs to the bot, which validates it.
+_KEYS = {"parsers_dir", "cache", "default_backend", "backends", "schedule"}
 _BACKEND_KEYS = {"type", "url", "pipeline_prefix", "api_key_env", "headers_env", "timeout", "batch_size"}
 
 
@@ -136,6 +137,14 @@ def _backend(section: ConfigSection, name: str, spec: Any) -> BackendSpec:
                 raise section.error(f"{key}.{k}", f"must be a number from {lo} to {hi}")
             setattr(out, k, float(v) if k == "timeout" else int(v))
     return out
+
+
+def parser_files(paths: Iterable[str], settings: ReplaySettings) -> list[str]:
+    """The embedded pipeline definitions among a repository's paths: what a caller reading files one by one
+    (the bot, from GitHub) must fetch for replay besides the rules and their tests."""
+    prefix = settings.parsers_dir.rstrip("/") + "/"
+    return sorted(p for p in paths if p.startswith(prefix) and "/" not in p[len(prefix):]
+                  and p.endswith((".yml", ".yaml", ".json")))
 
 
 def backend_name_for(parser: str, config: Config, settings: ReplaySettings) -> str:

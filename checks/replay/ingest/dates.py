@@ -1,14 +1,16 @@
 """Date parsing and formatting for the `date` processor: ISO8601, UNIX, UNIX_MS and a subset of java-time
 patterns (y u M d H h m s S a E X x Z z, 'literals', [optional sections]).
 
-A date without an offset is read in the processor's `timezone` (default UTC); every result is then expressed
-in that zone (Elasticsearch's `withZoneSameInstant`). A pattern without a year takes the current year.
+A date without an offset is read in the processor's `timezone` (default UTC). Results are expressed in that
+zone, except that a java-time pattern read with a non-UTC `timezone` keeps an offset found in the text (as
+Elasticsearch's DateFormat does). A pattern without a year takes the current year.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone, tzinfo
+import re
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
@@ -34,7 +36,7 @@ def zone(name: str) -> tzinfo:
     m = regex.fullmatch(r"(?:UTC|GMT)?([+-])(\d{1,2}):?(\d{2})?", name)
     if m:
         delta = timedelta(hours=int(m[2]), minutes=int(m[3] or 0))
-        return timezone(delta if m[1] == "+" else -delta)
+        return timezone(delta if m[1] == "+" else -delta) if delta else timezone.utc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -98,6 +100,7 @@ def _letter_regex(kind: str, run: str, group: str) -> str:
     return f"(?P<{group}>{body})"
 
 
+@lru_cache(maxsize=512)
 def _parse_offset(text: str) -> tzinfo:
     text = text.removeprefix("GMT").removeprefix("UTC")
     if text in ("Z", ""):
@@ -107,6 +110,7 @@ def _parse_offset(text: str) -> tzinfo:
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0)))
 
 
+@lru_cache(maxsize=256)
 def _month(text: str) -> int:
     low = text.lower()
     for i, name in enumerate(MONTHS):
@@ -116,6 +120,34 @@ def _month(text: str) -> int:
 
 
 Parser = Callable[[str, tzinfo], datetime]
+
+
+def _slot(kind: str, run: str) -> tuple[int, Callable[[str], Any]]:
+    """Where a pattern letter's value goes in (year, month, day, hour, minute, second, micro, pm, zone)."""
+    n = len(run)
+    if kind in "yu":
+        return 0, (lambda t: int(t) + 2000) if n == 2 else int
+    if kind in "ML":
+        return 1, _month if n >= 3 else int
+    if kind == "d":
+        return 2, int
+    if kind in "Hk":
+        return 3, lambda t: int(t) % 24
+    if kind == "h":
+        return 3, lambda t: int(t) % 12
+    if kind == "m":
+        return 4, int
+    if kind == "s":
+        return 5, int
+    if kind == "S":
+        return 6, lambda t: int((t + "000000")[:6])
+    if kind == "a":
+        return 7, lambda t: t.lower() == "pm"
+    if kind in "XxZ":
+        return 8, _parse_offset
+    if kind == "z":
+        return 8, zone
+    return 9, str  # E: the day name is read but not used
 
 
 def _java_parser(pattern: str) -> Parser:
@@ -139,45 +171,26 @@ def _java_parser(pattern: str) -> Parser:
             parts.append(_letter_regex(kind, text, group))
     if depth:
         raise DateFormatError(f"unbalanced '[' in date pattern [{pattern}]")
-    compiled = regex.compile("".join(parts))
+    # Date regexes are linear (no nested repetition), so the faster stdlib engine is safe here.
+    compiled = re.compile("".join(parts))
+    slots = [_slot(kind, run) for _, kind, run in fields]
+    has_year = any(kind in "yu" for _, kind, _ in fields)
 
     def parse(value: str, tz: tzinfo) -> datetime:
         m = compiled.fullmatch(value)
         if m is None:
             raise ValueError(value)
-        year, month, day, hour, minute, second, micro = datetime.now(tz).year, 1, 1, 0, 0, 0, 0
-        pm: bool | None = None
-        zone_found: tzinfo | None = None
-        for group, kind, run in fields:
-            v = m.group(group)
-            if v is None:
-                continue
-            if kind in "yu":
-                year = int(v) + (2000 if len(run) == 2 else 0)
-            elif kind in "ML":
-                month = _month(v) if len(run) >= 3 else int(v)
-            elif kind == "d":
-                day = int(v)
-            elif kind in "Hk":
-                hour = int(v) % 24
-            elif kind == "h":
-                hour = int(v) % 12
-            elif kind == "m":
-                minute = int(v)
-            elif kind == "s":
-                second = int(v)
-            elif kind == "S":
-                micro = int((v + "000000")[:6])
-            elif kind == "a":
-                pm = v.lower() == "pm"
-            elif kind in "XxZ":
-                zone_found = _parse_offset(v)
-            elif kind == "z":
-                zone_found = zone(v)
-        if pm is not None and hour < 12 and pm:
+        # year, month, day, hour, minute, second, micro, pm, zone, day name
+        v: list[Any] = [0 if has_year else datetime.now(tz).year, 1, 1, 0, 0, 0, 0, None, None, None]
+        for text, (slot, conv) in zip(m.groups(), slots):
+            if text is not None:
+                v[slot] = conv(text)
+        hour = v[3]
+        if v[7] and hour < 12:
             hour += 12
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone_found or tz)
+        return datetime(v[0], v[1], v[2], hour, v[4], v[5], v[6], tzinfo=v[8] or tz)
 
+    parse.keeps_parsed_zone = True  # type: ignore[attr-defined]
     return parse
 
 
@@ -289,9 +302,14 @@ class DateParser:
     def parse(self, value: str) -> datetime:
         for p in self.parsers:
             try:
-                return p(value, self.tz).astimezone(self.tz)
+                dt = p(value, self.tz)
             except (ValueError, OverflowError, OSError):
                 continue
+            # As Elasticsearch: a java-time pattern read with a non-UTC `timezone` keeps an offset found in the
+            # text; every other case is expressed in `timezone`.
+            if getattr(p, "keeps_parsed_zone", False) and self.tz is not timezone.utc:
+                return dt
+            return dt.astimezone(self.tz)
         raise ProcessorError(f"unable to parse date [{value}]")
 
     def __call__(self, value: str) -> str:

@@ -89,6 +89,11 @@ class IngestDocument:
             node[parts[0]] = value
             return
         for part in parts[:-1]:
+            if type(node) is dict:
+                child = node.get(part)
+                if type(child) is dict:
+                    node = child
+                    continue
             if isinstance(node, dict):
                 child = node.get(part)
                 if child is None:

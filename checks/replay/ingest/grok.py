@@ -77,6 +77,8 @@ class GrokPattern:
         self.captures: list[Capture] = []
         expanded = self._expand(expression, definitions, 0, ())
         self._names = tuple(c.group for c in self.captures)
+        fields = [c.field for c in self.captures]
+        self._repeated = len(set(fields)) != len(fields)
         try:
             self.regex = regex.compile(expanded, regex.VERSION0)
         except regex.error as e:
@@ -120,11 +122,17 @@ class GrokPattern:
         if not self.captures:
             return out
         values = m.group(*self._names) if len(self._names) > 1 else (m.group(self._names[0]),)
+        if not self._repeated:
+            for cap, v in zip(self.captures, values):
+                if v is not None:  # None: the group took no part in the match
+                    out[cap.field] = v if cap.type is None else _convert(v, cap.type)
+            return out
+        # A semantic used more than once collects every value that matched, as Elasticsearch 8 does.
+        gathered: dict[str, list[Any]] = {}
         for cap, v in zip(self.captures, values):
-            # A semantic used twice: the first one that took part in the match wins.
-            if v is not None and cap.field not in out:
-                out[cap.field] = v if cap.type is None else _convert(v, cap.type)
-        return out
+            if v is not None:
+                gathered.setdefault(cap.field, []).append(v if cap.type is None else _convert(v, cap.type))
+        return {k: vs[0] if len(vs) == 1 else vs for k, vs in gathered.items()}
 
 
 class Grok:

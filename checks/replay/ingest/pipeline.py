@@ -16,6 +16,7 @@ from .condition import Condition, ConditionError
 from .document import IngestDocument, ProcessorError
 from .processors import PROCESSORS, ConfigError, Dropped, Options, Processor, build
 
+_COMPOUND = ("pipeline", "foreach")
 PIPELINE_KEYS = {"description", "processors", "on_failure", "version", "_meta", "deprecated"}
 COMMON_KEYS = ("tag", "if", "ignore_failure", "on_failure", "description")
 MAX_PIPELINE_DEPTH = 10
@@ -89,6 +90,50 @@ class PipelineProcessor(Processor):
         self._pipeline.run_on(doc)
 
 
+class ForeachProcessor(Processor):
+    """Runs one processor on each element of a list (or value of an object), exposed as `_ingest._value`
+    (and `_ingest._key` for objects); what the processor leaves in `_ingest._value` is written back."""
+
+    type = "foreach"
+
+    def __init__(self, field: str, step: "Step", ignore_missing: bool):
+        self.field = field
+        self.step = step
+        self.ignore_missing = ignore_missing
+
+    def execute(self, doc: IngestDocument) -> None:
+        value = doc.get(self.field, None)
+        if value is None:
+            if self.ignore_missing:
+                return
+            raise ProcessorError(f"field [{self.field}] not present as part of path [{self.field}]")
+        if not isinstance(value, (list, dict)):
+            raise ProcessorError(f"field [{self.field}] of type [{type(value).__name__}] cannot be cast to a "
+                                 f"list or an object")
+        saved = {k: doc.ingest[k] for k in ("_value", "_key") if k in doc.ingest}
+        try:
+            if isinstance(value, list):
+                for i, element in enumerate(value):
+                    doc.ingest["_value"] = element
+                    self._run(doc)
+                    value[i] = doc.ingest.get("_value")
+            else:
+                for key in list(value):
+                    doc.ingest["_key"], doc.ingest["_value"] = key, value[key]
+                    self._run(doc)
+                    value[key] = doc.ingest.get("_value")
+        finally:
+            doc.ingest.pop("_value", None)
+            doc.ingest.pop("_key", None)
+            doc.ingest.update(saved)
+
+    def _run(self, doc: IngestDocument) -> None:
+        try:
+            Pipeline._run_steps([self.step], doc)
+        except _Unhandled as e:
+            raise ProcessorError(f"{_failure_text(e)}") from None
+
+
 def _compile_steps(items: Any, path: tuple[Any, ...], resolver: Resolver | None) -> list[Step]:
     if items is None:
         return []
@@ -101,10 +146,11 @@ def _compile_step(item: Any, path: tuple[Any, ...], resolver: Resolver | None) -
     if not isinstance(item, dict) or len(item) != 1:
         raise PipelineError("each processor must be a mapping with exactly one key, the processor type", path)
     type_, options = next(iter(item.items()))
+    type_ = str(type_)
     here = path + (type_,)
-    if type_ not in PROCESSORS and type_ != "pipeline":
+    if type_ not in PROCESSORS and type_ not in _COMPOUND:
         raise PipelineError(f"processor [{type_}] is not supported by the embedded executor "
-                            f"(supported: {', '.join(sorted([*PROCESSORS, 'pipeline']))}); "
+                            f"(supported: {', '.join(sorted([*PROCESSORS, *_COMPOUND]))}); "
                             f"use the elasticsearch or http backend for this parser", here)
     try:
         opts = Options(type_, options)
@@ -128,6 +174,13 @@ def _compile_step(item: Any, path: tuple[Any, ...], resolver: Resolver | None) -
             ignore_missing = opts.bool("ignore_missing_pipeline", False)
             opts.finish()
             proc: Processor = PipelineProcessor(name, resolver, ignore_missing)
+        elif type_ == "foreach":
+            field_name = opts.str("field")
+            ignore_missing = opts.bool("ignore_missing", False)
+            inner = opts.any("processor")
+            opts.finish()
+            proc = ForeachProcessor(field_name, _compile_step(inner, here + ("processor",), resolver),
+                                    ignore_missing)
         else:
             proc = build(type_, opts)
     except ConfigError as e:
@@ -139,10 +192,10 @@ class Pipeline:
     def __init__(self, definition: Any, name: str = "", resolver: Resolver | None = None):
         if not isinstance(definition, dict):
             raise PipelineError("a pipeline definition must be a mapping with `processors`")
-        unknown = set(definition) - PIPELINE_KEYS
+        unknown = sorted(str(k) for k in definition if k not in PIPELINE_KEYS)
         if unknown:
-            raise PipelineError(f"unknown key(s) {sorted(unknown)} (known: {', '.join(sorted(PIPELINE_KEYS))})",
-                                (sorted(unknown)[0],))
+            raise PipelineError(f"unknown key(s) {unknown} (known: {', '.join(sorted(PIPELINE_KEYS))})",
+                                (unknown[0],))
         if "processors" not in definition:
             raise PipelineError("[processors] required property is missing")
         self.name = name

@@ -81,8 +81,9 @@ class Options:
 
     def finish(self) -> None:
         if self.config:
+            names = sorted(str(k) for k in self.config)
             raise ConfigError(f"processor [{self.type}] doesn't support one or more provided configuration "
-                              f"parameters {sorted(self.config)}", sorted(self.config)[0])
+                              f"parameters {names}", names[0])
 
 
 def _compile_regex(pattern: str, key: str) -> regex.Pattern[str]:
@@ -682,6 +683,36 @@ class SplitProcessor(_FieldProcessor):
         doc.set(self.target_field, java_split(self.separator, v, self.preserve_trailing))
 
 
+class DotExpanderProcessor(Processor):
+    """Turns a literal dotted key (`{"id.orig_h": x}`, common in JSON logs) into nested objects."""
+
+    type = "dot_expander"
+
+    def __init__(self, o: Options):
+        self.field = o.str("field")
+        self.path = o.str("path", None)
+        self.override = o.bool("override", False)
+        if self.field != "*" and "." not in self.field:
+            raise ConfigError(f"[field] field does not contain a dot and is not a wildcard", "field")
+
+    def execute(self, doc: IngestDocument) -> None:
+        container = doc.source if self.path is None else doc.get(self.path)
+        if not isinstance(container, dict):
+            if self.path is not None and container is MISSING:
+                raise ProcessorError(f"field [{self.path}] not present as part of path [{self.path}]")
+            return
+        keys = [k for k in container if "." in k] if self.field == "*" else \
+            ([self.field] if self.field in container else [])
+        prefix = f"{self.path}." if self.path else ""
+        for key in keys:
+            value = container.pop(key)
+            target = prefix + key
+            if not self.override and doc.get(target, None) is not None:
+                doc.append(target, value if isinstance(value, list) else [value])
+            else:
+                doc.set(target, value)
+
+
 class DropProcessor(Processor):
     type = "drop"
 
@@ -705,7 +736,7 @@ class FailProcessor(Processor):
 PROCESSORS: dict[str, type[Processor]] = {p.type: p for p in (
     GrokProcessor, DissectProcessor, KvProcessor, JsonProcessor, CsvProcessor, DateProcessor, SetProcessor,
     AppendProcessor, RenameProcessor, RemoveProcessor, ConvertProcessor, LowercaseProcessor, UppercaseProcessor,
-    TrimProcessor, GsubProcessor, SplitProcessor, DropProcessor, FailProcessor)}
+    TrimProcessor, GsubProcessor, SplitProcessor, DotExpanderProcessor, DropProcessor, FailProcessor)}
 
 
 def build(type_: str, options: Options) -> Processor:

@@ -1,0 +1,214 @@
+"""Alerts from CSV and JSON Lines exports, streamed: a malformed row is reported at its line and skipped.
+
+Rows are read one at a time and written in batches, so a file of millions of rows never sits in memory.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .normalise import get_path, stage_of, status_of, timestamp, verdict_of
+from .settings import ImportSettings, RuleMap
+from .store import Alert, AlertStore, UpsertResult
+
+FORMATS = ("csv", "jsonl")
+MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
+
+
+@dataclass
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass
+class ImportReport:
+    path: str
+    rows: int = 0                       # data rows read (header excluded)
+    result: UpsertResult = field(default_factory=UpsertResult)
+    errors: int = 0
+
+    @property
+    def imported(self) -> int:
+        return self.result.inserted + self.result.updated
+
+    def summary(self) -> str:
+        return (f"{self.path}: {self.rows:,} rows read, {self.imported:,} imported "
+                f"({self.result.inserted:,} new, {self.result.updated:,} updated), {self.errors:,} skipped")
+
+
+def guess_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return "csv"
+
+
+class AlertReader:
+    """Builds normalised alerts from one export's records, reporting each bad row through `on_error`."""
+
+    def __init__(self, settings: ImportSettings, rule_map: RuleMap, on_error: Callable[[RowError], None]):
+        self.settings, self.rule_map, self.on_error = settings, rule_map, on_error
+        self.rows = 0
+        self.errors = 0
+        col = settings.column
+        self._cols = {name: col(name) for name in
+                      ("source", "alert_id", "rule_id", "platform_rule_id", "rule_title", "created_at",
+                       "closed_at", "stage", "verdict", "status")}
+
+    def _fail(self, line: int, message: str) -> None:
+        self.errors += 1
+        self.on_error(RowError(line, message))
+
+    def alert(self, line: int, get: Callable[[str], Any], record: dict | None) -> Alert | None:
+        c = self._cols
+
+        def text(name: str) -> str:
+            v = get(c[name])
+            return "" if v is None else str(v).strip()
+
+        try:
+            alert_id = text("alert_id")
+            if not alert_id:
+                raise ValueError(f"no alert id (column {c['alert_id']!r})")
+            platform = text("platform_rule_id")
+            rule_id = text("rule_id") or self.rule_map.sigma_id(platform, record)
+            if not rule_id:
+                raise ValueError(f"no rule id (column {c['rule_id']!r})" +
+                                 (f", and platform rule {platform!r} is not mapped" if platform else ""))
+            created = timestamp(get(c["created_at"]))
+            closed_raw = get(c["closed_at"])
+            closed = timestamp(closed_raw) if closed_raw not in (None, "") else None
+            stage_raw, verdict_raw = get(c["stage"]), get(c["verdict"])
+            if stage_raw not in (None, ""):
+                stage, verdict = stage_of(stage_raw), verdict_of(verdict_raw)
+            else:
+                status_raw = get(c["status"])
+                if status_raw in (None, ""):
+                    raise ValueError(f"no status (column {c['status']!r} or {c['stage']!r})")
+                stage, verdict = status_of(status_raw, self.settings.statuses)
+                if verdict_raw not in (None, ""):
+                    verdict = verdict_of(verdict_raw)
+            return Alert(text("source") or self.settings.source, alert_id, rule_id, created, stage, verdict,
+                         platform, text("rule_title"), closed)
+        except ValueError as e:
+            self._fail(line, str(e))
+            return None
+
+    def csv_alerts(self, stream: BinaryIO) -> Iterator[Alert]:
+        lines = _decoded_lines(stream)
+        reader = csv.reader(lines, strict=False)
+        header: list[str] | None = None
+        last_line = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                self.rows += 1
+                self._fail(reader.line_num, f"malformed CSV: {e}")
+                last_line = reader.line_num
+                continue
+            line, last_line = last_line + 1, reader.line_num
+            if header is None:
+                header = [h.strip() for h in row]
+                if header and header[0].startswith("\ufeff"):
+                    header[0] = header[0][1:]
+                missing = [c for c in (self._cols["alert_id"], self._cols["created_at"]) if c not in header]
+                if missing:
+                    raise ImportFailed(f"line 1: the header has no column {', '.join(map(repr, missing))} "
+                                       f"(columns are mapped under alerts.import.columns)")
+                index = {name: i for i, name in enumerate(header)}
+                continue
+            if not row or row == [""]:
+                continue
+            self.rows += 1
+            if any(_undecodable(v) for v in row):
+                self._fail(line, "not valid UTF-8")
+                continue
+            if len(row) != len(header):
+                self._fail(line, f"{len(row)} fields where the header has {len(header)}")
+                continue
+            values = row
+            a = self.alert(line, lambda name: values[index[name]] if name in index else None, None)
+            if a is not None:
+                yield a
+
+    def jsonl_alerts(self, stream: BinaryIO) -> Iterator[Alert]:
+        for number, raw in enumerate(stream, 1):
+            if not raw.strip():
+                continue
+            self.rows += 1
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                self._fail(number, f"not JSON: {e}")
+                continue
+            if not isinstance(record, dict):
+                self._fail(number, "not a JSON object")
+                continue
+            a = self.alert(number, lambda name: get_path(record, name), record)
+            if a is not None:
+                yield a
+
+
+class ImportFailed(Exception):
+    """The file cannot be imported at all (no header, unreadable): nothing was written."""
+
+
+def _undecodable(value: str) -> bool:
+    return not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
+    # surrogateescape keeps a line with bad bytes parseable; the reader then reports it as not UTF-8.
+    for raw in stream:
+        yield raw.decode("utf-8", "surrogateescape")
+
+
+class _Counting:
+    """A binary file that remembers how far it has been read, for the progress bar."""
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.done = f, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.f:
+            self.done += len(line)
+            yield line
+
+
+async def import_file(store: AlertStore, path: str, settings: ImportSettings, rule_map: RuleMap,
+                      fmt: str | None = None, on_error: Callable[[RowError], None] = lambda e: None,
+                      progress: Callable[[int, int], None] | None = None, batch_size: int = 20_000) -> ImportReport:
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise ImportFailed(f"unknown format {fmt!r} (csv or jsonl)")
+    csv.field_size_limit(MAX_FIELD)
+    report = ImportReport(path)
+    reader = AlertReader(settings, rule_map, on_error)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ImportFailed(f"{path}: {e.strerror or e}") from None
+    with f:
+        total = Path(path).stat().st_size
+        counting = _Counting(f)
+        alerts = reader.csv_alerts(counting) if fmt == "csv" else reader.jsonl_alerts(counting)  # type: ignore[arg-type]
+
+        def with_progress() -> Iterator[Alert]:
+            for i, a in enumerate(alerts):
+                if progress is not None and i % 10_000 == 0:
+                    progress(counting.done, total)
+                yield a
+
+        report.result = await store.upsert_stream(with_progress(), batch_size=batch_size)
+        if progress is not None:
+            progress(total, total)
+    report.rows, report.errors = reader.rows, reader.errors
+    return report
