@@ -128,17 +128,27 @@ async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
     await runs.cancel_pending()
 
 
+@dataclass
+class FlowResult:
+    conclusions: dict[str, str]
+    config: Config | None = None
+    snapshot: PullRequestSnapshot | None = None
+
+
 async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: IsCurrent | None = None,
                              executor: Executor | None = None, checks: Iterable[str] = PR_CHECKS,
-                             ) -> dict[str, str]:
-    """Run the checks for one head SHA and conclude its check runs. Returns check -> conclusion posted."""
+                             ) -> FlowResult:
+    """Run the checks for one head SHA and conclude its check runs (`conclusions`: check -> conclusion
+    posted). The config and snapshot are handed back for the work that follows (the KPI comment)."""
+    config: Config | None = None
+    snap: PullRequestSnapshot | None = None
     started = time.perf_counter()
     bound = log.bind(repo=target.repo, pr=target.number, head_sha=target.head_sha)
     runs = CheckRunSet(gh, target.repo, target.head_sha, checks, external_id=target.key,
                        **({"is_current": is_current} if is_current else {}))
     if is_current is not None and not await is_current():
         bound.info("pr_flow.stale_before_start")
-        return {}
+        return FlowResult({})
     # Shielded: a cancellation while the runs are being created must still let us learn their ids to
     # conclude them.
     creating = asyncio.ensure_future(runs.create())
@@ -152,21 +162,22 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             text = config_error_text(e)
             bound.info("pr_flow.config_error", error=text)
             await runs.conclude_pending("failure", lambda c: render_config_error(c, text))
-            return dict(runs.concluded)
+            return FlowResult(dict(runs.concluded))
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
         if not snap.rule_paths:
-            await runs.conclude_pending("skipped", lambda c: render_skipped(c, snap.changed.listed))
-            return dict(runs.concluded)
+            changed_count = snap.changed.listed
+            await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count))
+            return FlowResult(dict(runs.concluded), config, snap)
         disabled = [c for c in runs.checks if not config.check(c).enabled]
         await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))
         if not await runs.is_current():
             await runs.cancel_pending()
-            return dict(runs.concluded)
+            return FlowResult(dict(runs.concluded), config, snap)
         result = await run_checks_off_loop(snap, config, executor)
         await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled])
         bound.info("pr_flow.done", rules=len(snap.rule_paths), findings=len(result.findings),
                    seconds=round(time.perf_counter() - started, 3), conclusions=runs.concluded)
-        return dict(runs.concluded)
+        return FlowResult(dict(runs.concluded), config, snap)
     except asyncio.CancelledError:
         bound.info("pr_flow.cancelled")
         await asyncio.shield(_cancel_after(creating, runs))
@@ -174,7 +185,7 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
     except Exception as e:  # noqa: BLE001 -- every failure must still conclude the runs
         bound.exception("pr_flow.error")
         await runs.fail_pending(describe_error(e))
-        return dict(runs.concluded)
+        return FlowResult(dict(runs.concluded), config, snap)
     finally:
         if runs.pending:
             await asyncio.shield(runs.fail_pending("detbot stopped before finishing this check"))

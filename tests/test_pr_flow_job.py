@@ -20,7 +20,7 @@ async def run_job(fake, app, pr, **kw):
 async def test_broken_rule_fails_syntax_with_annotation_at_its_line(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE, **new_bundle(1), "docs/readme.md": "x"})
-    conclusions = await run_job(fake_github, gh_app, pr)
+    conclusions = (await run_job(fake_github, gh_app, pr)).conclusions
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert set(runs) == {f"detbot/{c}" for c in PR_CHECKS}
     assert all(r.status == "completed" for r in runs.values())
