@@ -20,7 +20,7 @@ from gidgethub import HTTPException
 
 from checks.config import Config, ConfigError
 from checks.findings import Finding
-from checks.runner import CHECK_MODULES, RunResult, run_checks
+from checks.runner import RunResult, run_checks
 
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
 from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text

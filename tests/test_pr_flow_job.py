@@ -5,8 +5,8 @@ import pytest
 
 from bot.pr_flow import HeadTracker, PullRequestTarget, check_pull_request
 from bot.publish import PR_CHECKS
-from tests.ghflow_support import (BROKEN_RULE, INSTALLATION, annotation_requests, example_files, gh_app,  # noqa: F401
-                                  fetched_paths, new_bundle, new_rule_path, runs_by_name)
+from tests.ghflow_support import (BROKEN_RULE, INSTALLATION, annotation_requests, example_files, fetched_paths,
+                                  new_bundle, new_rule_path, runs_by_name)
 
 
 def target(pr):

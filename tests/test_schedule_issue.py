@@ -16,7 +16,7 @@ from bot.replay_flow import replay_catalog
 from bot.schedule import ISSUE_MARKER
 from tests.fakegithub.spec import Spec, load_spec
 from tests.fakegithub.state import iso
-from tests.ghflow_support import INSTALLATION, example_files, gh, gh_app  # noqa: F401
+from tests.ghflow_support import INSTALLATION, example_files
 
 ISSUES_SPEC = Path(__file__).parent / "data" / "rest-api-issues.json"
 PARSER = "parsers/microsoft365.yml"
