@@ -24,7 +24,8 @@ from checks.runner import RunResult, run_checks
 
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
 from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text
-from .summary import (Output, render_check_output, render_config_error, render_disabled, render_skipped)
+from .summary import (TRUNCATED_NOTE, Output, render_check_output, render_config_error, render_disabled,
+                      render_skipped)
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +106,7 @@ async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
 
 
 async def publish_results(runs: CheckRunSet, result: RunResult, settings: PublishSettings,
-                          checks: Iterable[str]) -> dict[str, str]:
+                          checks: Iterable[str], note: str = "") -> dict[str, str]:
     by_check = group_by_check(result.findings)
     shown = [c for c in PR_CHECKS if c in result.checks_run]
 
@@ -116,7 +117,7 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
             return check, await runs.conclude(check, "skipped", out)
         mine = by_check.get(check, [])
         left_out = max(0, len(mine) - settings.max_annotations)
-        output = render_check_output(check, result.bundles, result.findings, shown, left_out)
+        output = render_check_output(check, result.bundles, result.findings, shown, left_out, note)
         return check, await runs.conclude(check, conclusion_for(mine, settings), output, mine,
                                           settings.max_annotations)
 
@@ -165,8 +166,8 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             return FlowResult(dict(runs.concluded))
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
         if not snap.rule_paths:
-            changed_count = snap.changed.listed
-            await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count))
+            changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
+            await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count, note))
             return FlowResult(dict(runs.concluded), config, snap)
         disabled = [c for c in runs.checks if not config.check(c).enabled]
         await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))
@@ -174,7 +175,8 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             await runs.cancel_pending()
             return FlowResult(dict(runs.concluded), config, snap)
         result = await run_checks_off_loop(snap, config, executor)
-        await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled])
+        await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled],
+                              TRUNCATED_NOTE if snap.changed.truncated else "")
         bound.info("pr_flow.done", rules=len(snap.rule_paths), findings=len(result.findings),
                    seconds=round(time.perf_counter() - started, 3), conclusions=runs.concluded)
         return FlowResult(dict(runs.concluded), config, snap)

@@ -15,6 +15,7 @@ from cachetools import TTLCache
 from gidgethub import sansio
 
 from checks.config import Config, ConfigError
+from checks.replay.report import summary_line
 from checks.yamldoc import YamlError, load_all
 
 from .command_handlers import CommandError, handle_issue_comment
@@ -139,7 +140,7 @@ class ServerActions:
             raise CommandError(f"replay could not run (`detbot/replay` concluded {conclusion}); see the check run")
         if report.unknown_rules:
             raise CommandError("no rule matches " + ", ".join(f"`{u}`" for u in report.unknown_rules[:10]))
-        return None
+        return f"Replay at {target.head_sha[:7]}: {summary_line(report)} (see the `detbot/replay` check run)."
 
     async def kpi(self, gh: Any, target: PullRequestTarget, days: int) -> str | None:
         settings = self.ctx.settings

@@ -92,10 +92,15 @@ def issues(fake_github, monkeypatch):
     return store
 
 
-def broken_parser() -> str:
-    text = example_files()[PARSER]
-    return "\n".join(line.replace(":source.ip}", ":client.ip}") if "%{IPV" in line else line
-                     for line in text.splitlines()) + "\n"
+def broken_parser(lines: int = 3) -> str:
+    """The example's Microsoft 365 pipeline with `lines` of its grok patterns capturing the client address
+    under another name."""
+    out, left = [], lines
+    for line in example_files()[PARSER].splitlines():
+        if "%{IPV" in line and left:
+            line, left = line.replace(":source.ip}", ":client.ip}"), left - 1
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 async def test_breakage_opens_one_issue_updates_it_and_closes_it(fake_github, gh, issues):
@@ -103,10 +108,15 @@ async def test_breakage_opens_one_issue_updates_it_and_closes_it(fake_github, gh
     report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert not report.broken and report.rules >= 10 and change.action == "none"
 
-    fake_github.push(repo, "main", {PARSER: broken_parser()})
+    fake_github.push(repo, "main", {PARSER: broken_parser(1)})
     report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert report.broken and change.action == "opened"
     (issue,) = issues.values()
+    partly = issue["body"]
+
+    fake_github.push(repo, "main", {PARSER: broken_parser(3)})
+    report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
+    assert change.action == "updated" and change.number == issue["number"] and issue["body"] != partly
     assert issue["body"].startswith(ISSUE_MARKER) and issue["state"] == "open"
     assert "m365_aitm_proxy_signin.yml" in issue["body"] and "source.ip" in issue["body"]
     assert "RULE_BROKEN" in issue["body"]
