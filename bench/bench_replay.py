@@ -97,6 +97,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rules", type=int, default=200, help="catalog size for the end-to-end rows")
+    ap.add_argument("--tests-per-rule", type=int, default=10)
     args = ap.parse_args()
     logs = make_logs(args.logs)
     source = MemorySource({"parsers/apache.yml": PIPELINE.encode()})
@@ -133,6 +135,43 @@ def main() -> None:
     print(f"  cache, embedded backend: second run {cold / warm:.1f}x less CPU than the first; cache file "
           f"~{size / 1024:,.0f} KiB (WAL not counted) for {len(logs):,} results")
     asyncio.run(http_rows(logs, source))
+    catalog_rows(args.rules, args.tests_per_rule, pipeline)
+
+
+def catalog_rows(rules: int, per_rule: int, pipeline: Pipeline) -> None:
+    """End to end: `run_replay` over a catalog (rule loading, compiling, parsing, evaluating), cold then warm."""
+    from checks.config import parse_config
+    from checks.replay.replay import run_replay
+
+    logs = make_logs(rules * per_rule, seed=11)
+    files: dict[str, bytes] = {"parsers/apache.yml": PIPELINE.encode(),
+                               ".github/detbot.yml": b"parsers:\n  - logsource: {category: webserver}\n    parser: apache\n"}
+    for i in range(rules):
+        method = METHODS[i % len(METHODS)]
+        files[f"rules/web/r{i}.yml"] = (
+            f"title: Web rule {i}\nid: 00000000-0000-4000-8000-{i:012d}\nstatus: test\n"
+            f"logsource: {{category: webserver}}\ndetection:\n  selection:\n"
+            f"    http.request.method: {method}\n    url.original|contains: '/app/{i % 1000}/'\n"
+            f"  condition: selection\nlevel: low\n").encode()
+        tests = []
+        for j in range(per_rule):
+            raw = logs[i * per_rule + j]
+            event = pipeline.run_message(raw).source
+            matched = event["http"]["request"]["method"] == method and f"/app/{i % 1000}/" in event["url"]["original"]
+            tests.append({"name": f"t{j}", "expect": "match" if matched else "no_match", "event": event, "raw": raw})
+        files[f"rules/web/r{i}.tests.yml"] = yaml.safe_dump(tests).encode()
+    source = MemorySource(files)
+    config = parse_config(files[".github/detbot.yml"])
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ReplayCache(Path(tmp) / "replay.sqlite")
+        for label in ("cold cache", "warm cache"):
+            start, cpu = time.perf_counter(), clock()
+            report = asyncio.run(run_replay(source, config, cache=cache))
+            wall, used = time.perf_counter() - start, clock() - cpu
+            assert report.counts["PASS"] == rules * per_rule, report.counts
+            print(f"  {f'run_replay, {rules} rules x {per_rule} tests, {label}':<44} "
+                  f"{rules * per_rule / used:>12,.0f} tests/s   {used * 1000:>9.1f} ms CPU ({wall * 1000:.0f} ms wall)")
+        cache.close()
 
 
 async def http_rows(logs: list[str], source: MemorySource) -> None:

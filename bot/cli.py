@@ -11,9 +11,9 @@ COMMANDS = [
     "bot.commands.explain",
     "bot.commands.new_rule",
     "bot.commands.replay",
-    "bot.commands.serve",
     "bot.commands.alerts",
     "bot.commands.kpi",
+    "bot.commands.serve",
 ]
 
 

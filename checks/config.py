@@ -61,7 +61,8 @@ class Config:
     ads_path: str = "{dir}/{name}.ads.md"
     checks: dict[str, CheckSettings] = field(
         default_factory=lambda: {name: CheckSettings() for name in CHECK_NAMES})
-    validators: dict[str, Any] = field(default_factory=lambda: {"validators": ["all"]})
+    # pySigma validator selection (checks/validation.py): `default` is all of them but file-name conventions.
+    validators: dict[str, Any] = field(default_factory=lambda: {"validators": ["default"]})
     placeholders: dict[str, list[str]] = field(default_factory=dict)
     parsers: list[ParserRoute] = field(default_factory=list)
     sections: dict[str, ConfigSection] = field(default_factory=dict)

@@ -22,11 +22,12 @@ from typing import Any
 from sigma.correlations import SigmaCorrelationRule
 
 from .config import ConfigError, ConfigSection
-from .evaluator import CompiledRule, evaluate_correlation
+from .evaluator import CompiledRule
 from .explain import item_label, polarity, quote
 from .findings import Finding, Level
-from .repository import RuleBundle, discover
-from .rule_runs import BundleRuns, CompiledDoc, TestRun, bundle_runs, evaluated_bundles, when
+from .correlation_runs import correlation_run
+from .repository import RuleBundle
+from .rule_runs import BundleRuns, CompiledDoc, TestRun, evaluated_bundles
 from .rulefile import RuleDoc
 from .runner import CheckContext
 
@@ -171,6 +172,43 @@ def _item_phrase(item: Any) -> str:
     return f"{item.field} {verb or 'equal to'} {shown}"
 
 
+def partners(compiled: CompiledRule, name: str) -> list[str]:
+    """Identifiers that must be true together with `name` for it to count: its AND siblings up to the
+    nearest `not` above it (a filter `not (a and b)` excludes only when a and b both hold)."""
+    from sigma.conditions import ConditionAND, ConditionIdentifier, ConditionNOT, ConditionOR
+
+    def first_ids(node: Any) -> list[str]:
+        if isinstance(node, ConditionIdentifier):
+            return [node.identifier]
+        if isinstance(node, ConditionOR):
+            return first_ids(node.args[0]) if node.args else []
+        if isinstance(node, ConditionAND):
+            return [i for a in node.args for i in first_ids(a)]
+        return []  # a nested `not`: nothing simple to ask for
+
+    def path_to(node: Any, trail: list[Any]) -> list[Any] | None:
+        if isinstance(node, ConditionIdentifier):
+            return trail + [node] if node.identifier == name else None
+        for a in getattr(node, "args", ()):
+            found = path_to(a, trail + [node])
+            if found:
+                return found
+        return None
+
+    for tree in getattr(compiled, "trees", []):
+        trail = path_to(tree, [])
+        if not trail:
+            continue
+        out: list[str] = []
+        for parent, child in zip(reversed(trail[:-1]), reversed(trail[1:])):
+            if isinstance(parent, ConditionNOT):
+                break
+            if isinstance(parent, ConditionAND):
+                out += [i for a in parent.args if a is not child for i in first_ids(a)]
+        return [i for i in dict.fromkeys(out) if i != name]
+    return []
+
+
 def hint(compiled: CompiledRule, name: str) -> str:
     det = compiled.detections[name]
     items = det.items()
@@ -290,8 +328,10 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
             msg = (f"no test where {row.name} alone makes the rule match: add a match event with "
                    f"{hint(compiled, row.name)} (and the rest of the condition met)")
         else:
+            with_ = partners(compiled, row.name)
+            extra = "".join(f" and {hint(compiled, p)} ({p})" for p in with_[:3])
             msg = (f"no test where {row.name} alone excludes the event: add a no_match event with "
-                   f"{hint(compiled, row.name)}")
+                   f"{hint(compiled, row.name)}{extra}")
         seen = f" ({row.name} was true in {row.seen_true} and false in {row.seen_false} test events)"
         add(row.line, "failure", "Identifier not decisive", msg + seen)
     if cov.values_total and cov.value_percent < settings.value_min_percent:
@@ -305,74 +345,25 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
 
 # --- correlations ------------------------------------------------------------------------------------------------
 
-def _rule_index(ctx: CheckContext) -> dict[str, tuple[RuleBundle, RuleDoc]]:
-    """Every detection rule of the repository by name and by id (built once, only when a correlation needs it)."""
-    hit = ctx.cache.get("coverage:rule_index")
-    if hit is None:
-        hit = {}
-        for b in discover(ctx.source, ctx.config):
-            for d in ctx.rule_file(b.rule_path).docs:
-                if isinstance(d.data, dict) and "correlation" not in d.data:
-                    for key in (d.data.get("name"), d.data.get("id")):
-                        if isinstance(key, str):
-                            hit.setdefault(key, (b, d))
-        ctx.cache["coverage:rule_index"] = hit
-    return hit
-
-
 def check_correlation(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, runs: BundleRuns) -> list[Finding]:
-    corr = corr_doc.rule
-    assert isinstance(corr, SigmaCorrelationRule)
+    run = correlation_run(ctx, bundle, corr_doc, runs)
+    corr = run.rule
     out: list[Finding] = []
-    rid = corr_doc.rule_id
 
     def add(line: int, title: str, message: str, level: Level = "failure") -> None:
-        out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, rid))
+        out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, corr_doc.rule_id))
 
-    refs = [r.reference for r in corr.rules] if corr.rules else []
-    same_file = {}
-    for d in runs.docs:
-        for key in (d.doc.data.get("name"), d.doc.data.get("id")):
-            if isinstance(key, str):
-                same_file[key] = d
-    compiled: dict[str, CompiledRule] = {}
-    events: list[tuple[Any, Any]] = []
-    own = [(run.test, ev) for run in runs.runs for ev in run.test.events]
-    for i, ref in enumerate(refs):
-        line = corr_doc.doc.line(("correlation", "rules", i))
-        if ref in same_file and same_file[ref].compiled is not None:
-            compiled[ref] = same_file[ref].compiled
-            ref_runs = runs.runs
-            doc_i = _usable_index(runs, same_file[ref])
-            ref_events_matched = sum(1 for r in ref_runs for evs in r.evaluations if evs[doc_i].matched)
-            ref_tests = [(r.test, ev) for r in ref_runs for ev in r.test.events]
-        else:
-            found = _rule_index(ctx).get(ref)
-            if found is None:
-                add(line, "Correlation rule not covered", f"referenced rule '{ref}' is not in the repository")
-                continue
-            ref_bundle, ref_doc = found
-            other = bundle_runs(ctx, ref_bundle)
-            cdoc = next((d for d in other.docs if d.doc is ref_doc or d.doc.index == ref_doc.index), None)
-            if cdoc is None or cdoc.compiled is None:
-                add(line, "Correlation rule not covered", f"referenced rule '{ref}' cannot be evaluated")
-                continue
-            compiled[ref] = cdoc.compiled
-            doc_i = _usable_index(other, cdoc)
-            ref_events_matched = sum(1 for r in other.runs for evs in r.evaluations if evs[doc_i].matched)
-            ref_tests = [(r.test, ev) for r in other.runs for ev in r.test.events]
-        if ref_events_matched == 0:
-            add(line, "Correlation rule not covered",
-                f"no test event matches the referenced rule '{ref}': add a match test to it")
-        if not own:
-            events.extend((ev, when(t, ev)) for t, ev in ref_tests)
-    if own:
-        events = [(ev, when(t, ev)) for t, ev in own]
-    if not compiled or not events:
+    for i, ref, problem in run.problems:
+        add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered", problem)
+    for i, ref in enumerate(run.refs):
+        if ref in run.matched_by_ref and run.matched_by_ref[ref] == 0:
+            where = "the correlation's tests" if run.own else "its tests"
+            add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered",
+                f"no test event in {where} matches the referenced rule '{ref}': add one that does")
+    result = run.result
+    if result is None:
         return out
-    result = evaluate_correlation(corr, compiled, events)
-    line = corr_doc.doc.line(("correlation", "condition")) if isinstance(corr_doc.data.get("correlation"), dict) \
-        else corr_doc.doc.line(("correlation",))
+    line = corr_doc.doc.line(("correlation", "condition"))
     groups = ", ".join(corr.group_by or []) or "(no group-by)"
     if not result.reached:
         add(line, "Correlation threshold not shown",
@@ -381,7 +372,7 @@ def check_correlation(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, 
     if not result.not_reached:
         add(line, "Correlation threshold not shown",
             f"the test events never show the threshold ({result.threshold}) not reached: add events of a group "
-            f"({groups}) that stays below it" + ("" if corr.group_by else
+            f"({groups}) that stays below it" + ("" if corr.group_by or run.own else
                                                   ", or give the correlation its own tests file"))
     for e in result.errors[:3]:
         add(line, "Correlation not evaluated", e, "warning")
@@ -411,11 +402,6 @@ def run(ctx: CheckContext) -> list[Finding]:
             findings += check_correlation(ctx, bundle, corr_doc, runs)
     ctx.cache["coverage:repository"] = repo
     return findings
-
-
-def _usable_index(runs: BundleRuns, cdoc: CompiledDoc) -> int:
-    """Index of `cdoc` among the evaluated documents (a TestRun's evaluations skip uncompilable ones)."""
-    return [d for d in runs.docs if d.compiled is not None].index(cdoc)
 
 
 def _referenced_in_file(runs: BundleRuns) -> set[str]:

@@ -104,7 +104,7 @@ def describe_item(item: ItemResult) -> str:
         if item.actual is MISSING and not item.matched_values:
             return f"{label} {_values_for(item)} held: the event has no {item.field}"
         hits = item.matched_values if item.matched_values else range(len(item.values))
-        return f"{label} {values_text(item.values, hits)} matched {quote(item.actual)}"
+        return f"{label} {values_text(item.values, hits)} matched {_excerpt(item, hits)}"
     if item.actual is MISSING:
         return f"{label} {_values_for(item)} failed: the event has no field {item.field}"
     if "all" in item.modifiers and item.matched_values:
@@ -112,6 +112,23 @@ def describe_item(item: ItemResult) -> str:
         return (f"{label} {_values_for(item)} did not match {quote(item.actual)} "
                 f"(missing {values_text(item.values, missing)})")
     return f"{label} {_values_for(item)} did not match {quote(item.actual)}"
+
+
+def _excerpt(item: ItemResult, hits: Iterable[int]) -> str:
+    """The event's value, or for a long one the part around what matched ('…-nop -enc JAB…')."""
+    actual = item.actual
+    if not isinstance(actual, str) or len(actual) <= MAX_VALUE_CHARS:
+        return quote(actual)
+    for i in hits:
+        v = item.values[i] if 0 <= i < len(item.values) else None
+        if isinstance(v, str) and v.strip("*"):
+            at = actual.lower().find(v.strip("*").lower())
+            if at >= 0:
+                start = max(0, at - 30)
+                end = min(len(actual), at + len(v.strip("*")) + 30)
+                text = ("…" if start else "") + actual[start:end] + ("…" if end < len(actual) else "")
+                return f"'{text}'"
+    return quote(actual)
 
 
 def _alternatives(items: list[ItemResult]) -> dict[Any, list[ItemResult]]:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from sigma.exceptions import (SigmaAuthorError, SigmaConditionError, SigmaCorrelationRuleError, SigmaDateError,
                               SigmaDescriptionError, SigmaDetectionError, SigmaFalsePositivesError,
                               SigmaFieldsError, SigmaIdentifierError, SigmaLevelError, SigmaLicenseError,
-                              SigmaLogsourceError, SigmaModifiedError, SigmaModifierError, SigmaReferencesError,
+                              SigmaLogsourceError, SigmaModifiedError, SigmaReferencesError,
                               SigmaRelatedError, SigmaScopeError, SigmaStatusError, SigmaTagError,
                               SigmaTaxonomyError, SigmaTitleError)
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaLogSource, SigmaRuleTag
@@ -182,7 +182,8 @@ class Locator:
 
     # -- errors -------------------------------------------------------------------------------
     def error(self, err: Exception, condition_index: int | None = None) -> Pos:
-        msg = str(err).split(" in /")[0]
+        # The bare message: str() of a SigmaError appends " in <source>".
+        msg = str(err.args[0]) if err.args else str(err)
         quoted = _QUOTED.findall(msg)
         if isinstance(err, SigmaConditionError) or condition_index is not None:
             m = re.search(r"\(at char (\d+)\)", msg)

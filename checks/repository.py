@@ -75,19 +75,30 @@ def ads_path_for(rule_path: str, config: Config) -> str:
     return config.ads_path.format(dir=dirname(rule_path), name=_stem(rule_path)).lstrip("/")
 
 
-def _bundle(rule_path: str, all_paths: list[str], config: Config) -> RuleBundle:
+def _companions(all_paths: list[str]) -> dict[str, list[str]]:
+    """Test files by the rule stem they belong to ('rules/x' -> its .tests.yml and .tests/ files), in one
+    pass over the listing, so discovering N rules costs O(N) rather than O(N^2)."""
+    index: dict[str, list[str]] = {}
+    for p in all_paths:
+        if p.endswith(TESTS_FILE):
+            index.setdefault(p[: -len(TESTS_FILE)], []).append(p)
+        elif p.endswith(".tests.yaml"):
+            index.setdefault(p[: -len(".tests.yaml")], []).append(p)
+        elif f"{TESTS_DIR}/" in p and p.endswith((".yml", ".yaml", ".json")):
+            head = p.split(f"{TESTS_DIR}/", 1)[0]
+            index.setdefault(head, []).append(p)
+    return index
+
+
+def _bundle(rule_path: str, companions: dict[str, list[str]], config: Config) -> RuleBundle:
     d, stem = dirname(rule_path), _stem(rule_path)
-    tests_file = join(d, stem + TESTS_FILE)
-    tests_dir = join(d, stem + TESTS_DIR) + "/"
-    test_paths = [p for p in all_paths
-                  if p == tests_file or p == join(d, stem + ".tests.yaml")
-                  or (p.startswith(tests_dir) and p.endswith((".yml", ".yaml", ".json")))]
-    return RuleBundle(rule_path, test_paths, ads_path_for(rule_path, config))
+    return RuleBundle(rule_path, list(companions.get(join(d, stem), [])), ads_path_for(rule_path, config))
 
 
 def discover(source: FileSource, config: Config) -> list[RuleBundle]:
     all_paths = list(source.paths())
-    return [_bundle(p, all_paths, config) for p in all_paths if is_rule_path(p, config)]
+    companions = _companions(all_paths)
+    return [_bundle(p, companions, config) for p in all_paths if is_rule_path(p, config)]
 
 
 def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
@@ -121,4 +132,5 @@ def bundles_for_changed(changed: Iterable[str], source: FileSource, config: Conf
         owner = owner_rule(path, all_set, config)
         if owner is not None:
             rules[owner] = None
-    return [_bundle(r, all_list, config) for r in rules]
+    companions = _companions(all_list)
+    return [_bundle(r, companions, config) for r in rules]

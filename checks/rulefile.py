@@ -50,13 +50,21 @@ class RuleFile:
     lines: list[str] = field(default_factory=list)
 
 
+class _Location(SigmaRuleLocation):
+    """The rule's repository path as pySigma's source. Its str() stays the relative path: pySigma's own
+    resolves it against the working directory, a file system call each time a validator formats it."""
+
+    def __str__(self) -> str:
+        return self.path.as_posix()
+
+
 def build_rule(data: dict[str, Any], path: str | None = None
                ) -> tuple[SigmaRule | SigmaCorrelationRule | None, list[Exception]]:
     cls = SigmaCorrelationRule if "correlation" in data else SigmaRule
     try:
         # The source lets pySigma's file-name validators see the path; RULE_POLICY lets look-around
         # regexes load (validated, never run here) and knows `utf16le`.
-        rule = cls.from_dict(data, collect_errors=True, source=SigmaRuleLocation(path) if path else None,
+        rule = cls.from_dict(data, collect_errors=True, source=_Location(path) if path else None,
                              policy=RULE_POLICY)
     except SigmaError as e:
         return None, [e]

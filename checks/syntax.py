@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from sigma.exceptions import SigmaError, SigmaTagError
@@ -16,7 +16,7 @@ from sigma.modifiers import reverse_modifier_mapping
 from sigma.rule import SigmaDetectionItem, SigmaLogSource
 
 from . import attack, offline
-from .config import CONFIG_PATH, ConfigError
+from .config import ConfigError
 from .findings import Finding, Level
 from .locate import Locator
 from .repository import is_rule_path
@@ -212,14 +212,38 @@ _ID_LINE = re.compile(rb"^id:[ \t]*['\"]?([^'\"\s#]+)", re.M)
 _NAME_LINE = re.compile(rb"^name:[ \t]*['\"]?([^'\"\s#]+)", re.M)
 
 
-def repository_rule_ids(ctx: CheckContext) -> dict[str, list[tuple[str, int, str]]]:
-    """Every rule id and name in the repository -> [(path, line, "id" or "name")]. Checked files come from their parsed
-    documents; the rest (in pull-request mode) from a line scan, which is enough to know an id is taken."""
+@dataclass
+class RuleIndex:
+    """Every rule id and name known in the repository -> [(path, line, "id" or "name")]."""
+
+    entries: dict[str, list[tuple[str, int, str]]]
+    # False when some rule files were not read (see repository_rule_ids): absence proves nothing then.
+    complete: bool
+
+
+def _already_read(source: Any, path: str) -> bytes | None:
+    """A file's content if the source holds it without fetching (MemorySource and the bot's tree source
+    keep what they fetched in `files`); other sources (a local checkout) read it."""
+    files = getattr(source, "files", None)
+    if isinstance(files, dict):
+        return files.get(path)
+    try:
+        return source.read(path)
+    except FileNotFoundError:
+        return None
+
+
+def repository_rule_ids(ctx: CheckContext) -> RuleIndex:
+    """Ids and names of the checked rules from their parsed documents, of the others from a line scan.
+
+    On GitHub (pull request mode) the other rules are not fetched one blob at a time just for this: only
+    what was fetched anyway is scanned, and the index says it is incomplete.
+    """
     cached = ctx.cache.get("syntax.rule_ids")
-    if cached is not None:
-        return cached  # type: ignore[return-value]
+    if isinstance(cached, RuleIndex):
+        return cached
     checked = {b.rule_path for b in ctx.bundles}
-    index: dict[str, list[tuple[str, int, str]]] = {}
+    index = RuleIndex({}, complete=True)
     for path in ctx.source.paths():
         if not is_rule_path(path, ctx.config):
             continue
@@ -229,17 +253,17 @@ def repository_rule_ids(ctx: CheckContext) -> dict[str, list[tuple[str, int, str
                 if isinstance(rd.data, dict):
                     for key in ("id", "name"):
                         if rd.data.get(key) is not None:
-                            index.setdefault(str(rd.data[key]).lower(), []).append(
+                            index.entries.setdefault(str(rd.data[key]).lower(), []).append(
                                 (path, rd.doc.value_pos((key,)).line, key))
             continue
-        try:
-            raw = ctx.source.read(path)
-        except FileNotFoundError:
+        raw = _already_read(ctx.source, path)
+        if raw is None:
+            index.complete = False
             continue
         for key, rx in (("id", _ID_LINE), ("name", _NAME_LINE)):
             for m in rx.finditer(raw):
                 value = m.group(1).decode("utf-8", "replace").lower()
-                index.setdefault(value, []).append((path, raw.count(b"\n", 0, m.start()) + 1, key))
+                index.entries.setdefault(value, []).append((path, raw.count(b"\n", 0, m.start()) + 1, key))
     ctx.cache["syntax.rule_ids"] = index
     return index
 
@@ -254,7 +278,7 @@ def duplicate_ids(ctx: CheckContext, run: SyntaxRun) -> None:
                 continue
             pos = rd.doc.value_pos(("id",))
             # Ids and names share the index (correlations may name either); compare only ids.
-            others = [(p, ln) for p, ln, kind in index.get(rule_id.lower(), [])
+            others = [(p, ln) for p, ln, kind in index.entries.get(rule_id.lower(), [])
                       if kind == "id" and (p, ln) != (path, pos.line)]
             if others:
                 where = ", ".join(f"{p}:{ln}" for p, ln in others)
@@ -263,6 +287,8 @@ def duplicate_ids(ctx: CheckContext, run: SyntaxRun) -> None:
 
 def correlation_references(ctx: CheckContext, run: SyntaxRun) -> None:
     index = repository_rule_ids(ctx)
+    if not index.complete:
+        return  # a referenced rule may be among those not read: absence would prove nothing
     for path in {b.rule_path for b in ctx.bundles}:
         rf = ctx.rule_file(path)
         for rd in rf.docs:
@@ -273,7 +299,7 @@ def correlation_references(ctx: CheckContext, run: SyntaxRun) -> None:
             if not isinstance(refs, list):
                 continue
             for i, ref in enumerate(refs):
-                if str(ref).lower() not in index:
+                if str(ref).lower() not in index.entries:
                     pos = rd.doc.value_pos(("correlation", "rules", i)) if isinstance(corr.get("rules"), list) \
                         else rd.doc.value_pos(("correlation", "rules"))
                     run.add(rf, pos, "failure", "Unknown correlated rule",
@@ -297,4 +323,4 @@ def run(ctx: CheckContext) -> list[Finding]:
     return syntax.findings
 
 
-__all__ = ["run", "CHECK", "CONFIG_PATH"]
+__all__ = ["run", "CHECK"]

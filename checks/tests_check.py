@@ -2,9 +2,12 @@
 the test's line, explained (which identifiers were true and false, and why the decisive one was)."""
 from __future__ import annotations
 
+from .correlation_runs import correlation_run, counted_events, describe_groups
 from .explain import explain_outcome
 from .findings import Finding
+from .repository import RuleBundle
 from .rule_runs import BundleRuns, TestRun, evaluated_bundles
+from .rulefile import RuleDoc
 from .runner import CheckContext
 
 CHECK = "tests"
@@ -33,6 +36,45 @@ def explain_run(run: TestRun, runs: BundleRuns) -> str:
     return text
 
 
+def correlation_tests(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, runs: BundleRuns) -> list[Finding]:
+    """A correlation's own tests are one scenario, in order: a `match` test is an event the correlation must count
+    in a group that reaches its threshold; a `no_match` test, one it must not."""
+    run = correlation_run(ctx, bundle, corr_doc, runs)
+    out: list[Finding] = []
+    if not run.own:
+        return out
+    if run.result is None:
+        why = "; ".join(p for _, _, p in run.problems) or "no referenced rule can be evaluated"
+        line = corr_doc.doc.line(("correlation",))
+        return [Finding(CHECK, bundle.rule_path, line, line, "warning", "Tests not run",
+                        f"the correlation's tests were not run: {why}", corr_doc.rule_id)]
+    result = run.result
+    counted = counted_events(result)
+    positions: dict[int, list[int]] = {}
+    for i, (t, _) in enumerate(run.events):
+        positions.setdefault(id(t), []).append(i)
+    for t in runs.tests.tests:
+        idx = positions.get(id(t), [])
+        hit = [i for i in idx if i in counted]
+        if t.expect == "match" and not hit:
+            ev = run.events[idx[0]][1] if idx else {}
+            refs = [ref for ref, c in run.compiled.items() if c.matches(ev)]
+            why = (f"it matches none of the referenced rules ({', '.join(run.refs)})" if not refs else
+                   f"it matches {', '.join(refs)}, but no window holding it reached the threshold "
+                   f"({result.threshold}); per group: {describe_groups(result)}")
+            message = f"test '{t.name}': expected match, but the correlation did not count this event: {why}"
+        elif t.expect == "no_match" and hit:
+            key = counted[hit[0]]
+            group = result.groups[key]
+            name = ", ".join(str(k) for k in key) or "all events"
+            message = (f"test '{t.name}': expected no_match, but the correlation counted this event in group "
+                       f"{name}, which reached {group.value} ({result.threshold})")
+        else:
+            continue
+        out.append(Finding(CHECK, t.path, t.line, t.line, "failure", "Test failed", message, corr_doc.rule_id))
+    return out
+
+
 def run(ctx: CheckContext) -> list[Finding]:
     findings: list[Finding] = []
     for bundle, runs in evaluated_bundles(ctx, "tests"):
@@ -44,6 +86,11 @@ def run(ctx: CheckContext) -> list[Finding]:
                 findings.append(Finding(CHECK, bundle.rule_path, line, line, "warning", "Tests not run",
                                         f"{d.label}: the rule cannot be evaluated ({d.error}); its "
                                         f"{len(runs.tests.tests)} test(s) were not run", d.doc.rule_id))
+        if runs.correlations:
+            # The file's tests are the correlation's scenario, not single-event tests of its base rules.
+            for corr_doc in runs.correlations:
+                findings += correlation_tests(ctx, bundle, corr_doc, runs)
+            continue
         for r in runs.runs:
             if r.passed:
                 continue

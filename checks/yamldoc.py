@@ -192,6 +192,7 @@ def load_all(text: str | bytes) -> Iterator[Document]:
     if isinstance(text, bytes):
         text = decode(text)
     _check_depth(text)
+    may_alias = "&" in text
     loader = _Loader(text)
     try:
         while True:
@@ -199,7 +200,8 @@ def load_all(text: str | bytes) -> Iterator[Document]:
                 if not loader.check_node():
                     break
                 node = loader.get_node()
-                bomb = _alias_bomb(node) if node is not None else None
+                # Without an anchor there is no alias to expand (the common case: skip the walk).
+                bomb = _alias_bomb(node) if node is not None and may_alias else None
                 if bomb is not None:
                     raise YamlError("aliases expand beyond a sane size (YAML alias bomb or cycle)",
                                     bomb.start_mark.line + 1, bomb.start_mark.column + 1)

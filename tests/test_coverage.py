@@ -222,7 +222,8 @@ def test_correlation_threshold_never_reached():
 def test_correlation_referenced_rule_uncovered_or_missing():
     found = [f for f in run_corr(logon("x", 4, 4624)) if f.path == "rules/corr.yml"]
     assert (found[0].start_line, found[0].title) == (6, "Correlation rule not covered")
-    assert found[0].message == "no test event matches the referenced rule 'failed_logon': add a match test to it"
+    assert found[0].message == ("no test event in its tests matches the referenced rule 'failed_logon': add one "
+                                "that does")
     files = {"rules/corr.yml": CORR.replace("- failed_logon", "- nowhere").encode()}
     [f] = run_checks(MemorySource(files), Config(), only=["coverage"]).findings
     assert (f.start_line, f.message) == (6, "referenced rule 'nowhere' is not in the repository")
@@ -234,3 +235,39 @@ def test_correlation_in_pull_request_mode_finds_rules_outside_the_change():
              "rules/corr.yml": CORR.encode()}
     result = run_checks(MemorySource(files), Config(), changed=["rules/corr.yml"], only=["coverage"])
     assert result.findings == []
+
+
+def test_filter_and_group_hint_names_the_whole_event():
+    rule = """\
+title: t
+logsource: {product: windows}
+detection:
+    selection:
+        Image|endswith: '\\rundll32.exe'
+    filter_parent:
+        ParentImage|endswith: '\\Updater.exe'
+    filter_dll:
+        CommandLine|contains: '\\Citrix\\'
+    condition: selection and not (filter_parent and filter_dll)
+"""
+    tests = ("- name: m\n  expect: match\n  event: {Image: 'C:\\rundll32.exe'}\n"
+             "- name: n\n  expect: no_match\n  event: {Image: 'C:\\notepad.exe'}\n")
+    got = {line: msg for line, _, msg in failures(run(tests, rule))}
+    assert got[6].startswith("no test where filter_parent alone excludes the event: add a no_match event with "
+                             "ParentImage ending in '\\Updater.exe' and CommandLine containing '\\Citrix\\' "
+                             "(filter_dll)")
+    assert got[8].startswith("no test where filter_dll alone excludes the event: add a no_match event with "
+                             "CommandLine containing '\\Citrix\\' and ParentImage ending in '\\Updater.exe' "
+                             "(filter_parent)")
+
+
+def test_correlation_with_its_own_scenario_tests_in_one_file():
+    from tests.test_tests_check import CORR_FILE, logon as scenario
+    tests = (scenario("a1", "match", "alice", 1) + scenario("a2", "match", "alice", 2) +
+             scenario("b1", "no_match", "bob", 3))
+    files = {"rules/c.yml": CORR_FILE.encode(), "rules/c.tests.yml": tests.encode()}
+    assert run_checks(MemorySource(files), Config(), only=["coverage"]).findings == []
+    files["rules/c.tests.yml"] = (scenario("a1", "match", "alice", 1) + scenario("a2", "match", "alice", 2)).encode()
+    [f] = run_checks(MemorySource(files), Config(), only=["coverage"]).findings
+    assert (f.start_line, f.title) == (19, "Correlation threshold not shown")
+    assert "not reached" in f.message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -48,6 +47,21 @@ def test_the_only_syntax_finding_is_the_planted_tag():
     path = "rules/windows/proc_creation_win_mshta_remote_url.yml"
     assert [(f.path, f.start_line, f.start_column, f.title, f.level) for f in findings] == \
         [(path, line_with(path, "- attack:defense-evasion"), 7, "Sigma tag error", "failure")]
+
+
+def test_every_check_finds_exactly_its_planted_problem():
+    from checks.runner import CHECK_MODULES
+    result = run_checks(SOURCE, CONFIG)
+    failures = [(f.check, f.path) for f in result.findings if f.level == "failure"]
+    planted = {
+        "syntax": "rules/windows/proc_creation_win_mshta_remote_url.yml",
+        "tests": "rules/windows/proc_creation_win_powershell_encoded_cmd.tests.yml",
+        "coverage": "rules/windows/proc_creation_win_rundll32_susp_path.yml",
+        "ads": "rules/windows/proc_creation_win_procdump_lsass.ads.md",
+    }
+    expected = sorted((check, path) for check, path in planted.items() if check in CHECK_MODULES)
+    assert sorted(failures) == expected
+    assert not [f for f in result.findings if f.level == "warning"]
 
 
 def _tests(bundle):
@@ -104,7 +118,7 @@ def test_readme_documents_each_planted_problem():
                  "proc_creation_win_rundll32_susp_path", "proc_creation_win_procdump_lsass"):
         assert name in readme
     assert f"line ({line_with('rules/windows/proc_creation_win_mshta_remote_url.yml', 'attack:')})" in readme
-    assert f"line ({line_with('rules/windows/proc_creation_win_rundll32_susp_path.yml', 'filter_optional_citrix_dll:')})" \
+    assert f"line ({line_with('rules/windows/proc_creation_win_rundll32_susp_path.yml', 'filter_optional_citrix:')})" \
         in readme
 
 

@@ -94,3 +94,13 @@ def test_decisive_and_polarity_helpers():
     assert text.startswith("a true, b true, f false. f: z 1 failed: the event has no field z, so the filter did "
                            "not exclude the event.")
     assert quote("x" * 200).endswith("…'") and len(quote("x" * 200)) == 82
+
+
+def test_long_values_are_shown_around_what_matched():
+    data = {"title": "t", "logsource": {"product": "x"},
+            "detection": {"sel": {"CommandLine|contains": " -enc "}, "condition": "sel"}}
+    rule, _ = build_rule(data)
+    c = compile_rule(rule, data=data)
+    cmd = "C:\\Windows\\System32\\WindowsPowerShell\\powershell.exe -nop -w hidden -enc " + "A" * 300
+    text = explain_evaluation(c, c.evaluate({"CommandLine": cmd}, full=True))
+    assert f"matched '…\\powershell.exe -nop -w hidden -enc {'A' * 30}…'" in text

@@ -314,3 +314,19 @@ def test_yaml_error_position():
         """)
     f = only(run_syntax({"rules/r.yml": text}), "YAML error")[0]
     assert f.start_line == 4 and f.level == "failure"
+
+
+def test_pull_request_mode_on_github_reads_no_extra_files():
+    """On GitHub the bot's source lists the whole tree but holds only fetched files: the syntax check must
+    not fetch every other rule, and must not call a correlated rule unknown when it could not look."""
+    fetched = {"rules/corr.yml": CORRELATION.encode()}
+    reads = []
+
+    class TreeLike(MemorySource):
+        def read(self, path):
+            reads.append(path)
+            return super().read(path)
+    source = TreeLike(fetched, listing=["rules/a.yml", "rules/b.yml", "rules/corr.yml"])
+    findings = run_checks(source, parse_config(CORE_ONLY), changed=["rules/corr.yml"], only=["syntax"]).findings
+    assert set(reads) <= {"rules/corr.yml"}
+    assert not [f for f in findings if f.title == "Unknown correlated rule"]

@@ -175,3 +175,50 @@ def test_placeholders_from_config_are_used():
     tests = "- name: admin\n  expect: match\n  event: {User: root}\n"
     assert check(tests, rule, config=parse_config("placeholders:\n  admins: [root, admin]\n")) == []
     assert len(check(tests, rule)) == 1
+
+
+CORR_FILE = """\
+title: Failed Logon
+id: 5c3f0a8e-0000-4000-8000-000000000001
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Many Failed Logons
+id: 5c3f0a8e-0000-4000-8000-000000000002
+correlation:
+    type: event_count
+    rules:
+        - failed_logon
+    group-by:
+        - TargetUserName
+    timespan: 5m
+    condition:
+        gte: 2
+level: high
+"""
+
+
+def logon(name: str, expect: str, user: str, minute: int, event_id: int = 4625) -> str:
+    return (f"- name: {name}\n  expect: {expect}\n  timestamp: '2026-01-01T10:{minute:02d}:00Z'\n"
+            f"  event: {{EventID: {event_id}, TargetUserName: {user}}}\n")
+
+
+def test_correlation_scenario_tests():
+    good = (logon("a1", "match", "alice", 1) + logon("a2", "match", "alice", 2) +
+            logon("b1", "no_match", "bob", 3) + logon("ok", "no_match", "alice", 4, 4624))
+    assert check(good, CORR_FILE) == []
+    bad = (logon("a1", "match", "alice", 1) + logon("a2", "no_match", "alice", 2) +
+           logon("b1", "match", "bob", 3) + logon("ok", "match", "carol", 4, 4624))
+    found = check(bad, CORR_FILE)
+    assert [(f.start_line, f.title) for f in found] == [(5, "Test failed"), (9, "Test failed"), (13, "Test failed")]
+    assert found[0].message == ("test 'a2': expected no_match, but the correlation counted this event in group "
+                                "alice, which reached 2 (>= 2)")
+    assert found[1].message.startswith("test 'b1': expected match, but the correlation did not count this event: "
+                                       "it matches failed_logon, but no window holding it reached the threshold "
+                                       "(>= 2); per group: alice: 2 (reached); bob: 1")
+    assert found[2].message == ("test 'ok': expected match, but the correlation did not count this event: it "
+                                "matches none of the referenced rules (failed_logon)")

@@ -2,10 +2,11 @@
 from .compile import CompiledRule, CompileError, Evaluation, ItemResult, compile_rule
 from .correlation import CorrelationResult, GroupResult, evaluate_correlation
 from .event import EventView
+from .ruleset import RuleSet
 from .fields import MISSING, lookup
 from .policy import RULE_POLICY
 from .regex_guard import RegexTimeout
 
 __all__ = ["CompiledRule", "CompileError", "Evaluation", "ItemResult", "compile_rule", "EventView",
            "MISSING", "lookup", "RULE_POLICY", "RegexTimeout", "CorrelationResult", "GroupResult",
-           "evaluate_correlation"]
+           "evaluate_correlation", "RuleSet"]

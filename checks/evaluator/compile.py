@@ -24,7 +24,8 @@ from sigma.types import (
 from . import condition as cond
 from .event import EventView, FieldValue, view_of
 from .fields import MISSING
-from .values import Test, UnsupportedValue, keyword_value, never, value_test
+from .values import (Test, UnsupportedValue, keyword_value, never, plain_shapes, shape_atom, test_atoms,
+                     value_test)
 
 
 class CompileError(ValueError):
@@ -64,31 +65,83 @@ def _plain(v: Any) -> Any:
 
 
 class _Item:
-    """One detection item (`Field|mods: values`, or keywords) with one test per value as written."""
+    """One detection item (`Field|mods: values`, or keywords) with one test per value as written.
+
+    The commonest items (plain case-insensitive strings of one shape on one field) get their fast
+    matcher straight from the values; their per-value tests are built only when a full evaluation
+    asks, which keeps a catalog of thousands of rules small in memory.
+    """
+
+    __slots__ = ("identifier", "yaml_path", "field", "modifiers", "item", "all", "negated", "refs",
+                 "fast", "_tests", "_specs", "_placeholders", "_shapes")
 
     def __init__(self, identifier: str, path: tuple, item: SigmaDetectionItem, modifiers: list[str],
                  placeholders: dict[str, list[str]], errors: list[str]):
         self.identifier, self.yaml_path, self.field = identifier, path, item.field
         self.modifiers = modifiers
-        originals = item.original_value if item.original_value is not None else item.value
-        self.values = [_plain(v) for v in originals]
+        self.item = item
         self.all = item.value_linking is ConditionAND
         self.negated = bool(item.negated)
         values = item.value
         if self.field is None:
             values = [keyword_value(v) for v in values]
-        self.tests: list[Test] = []
-        for v in values:
+        self._specs = values
+        self._placeholders = placeholders
+        refs = {v.field for v in values if isinstance(v, SigmaFieldReference)}
+        self.refs = refs or _NO_REFS
+        self._tests: list[Test] | None = None
+        self._shapes = False
+        direct = None
+        if self.field is not None and not self.negated:
+            shapes = [plain_shapes(v) for v in values]
+            if shapes and all(shapes):
+                direct = (_direct_all(shapes, self.field) if self.all else  # type: ignore[arg-type]
+                          _direct_fast([sh for group in shapes for sh in group], self.field))  # type: ignore[union-attr]
+                # Only a flag is kept: the shapes are recomputed for the (one-off) rule index.
+                self._shapes = direct is not None
+        if direct is None:
+            self._build_tests(errors)
+            direct = self._build_fast()
+        self.fast = direct
+
+    def _build_tests(self, errors: list[str]) -> list[Test]:
+        tests: list[Test] = []
+        for v in self._specs:
             try:
-                self.tests.append(value_test(v, placeholders))
+                tests.append(value_test(v, self._placeholders))
             except (UnsupportedValue, ValueError) as e:
-                errors.append(f"{'.'.join(map(str, path))}: {e}")
-                self.tests.append(never)
-        if len(self.tests) != len(self.values):
+                errors.append(f"{'.'.join(map(str, self.yaml_path))}: {e}")
+                tests.append(never)
+        self._tests = tests
+        return tests
+
+    @property
+    def tests(self) -> list[Test]:
+        return self._tests if self._tests is not None else self._build_tests([])
+
+    @property
+    def values(self) -> list[Any]:
+        """The rule's values as written (one per test)."""
+        originals = self.item.original_value
+        if originals is None or len(originals) != len(self._specs):
             # A modifier that turned one value into several: report them all as one value each.
-            self.values = [_plain(v) for v in values]
-        self.refs = {v.field for v in values if isinstance(v, SigmaFieldReference)}
-        self.fast = self._build_fast()
+            originals = self._specs
+        return [_plain(v) for v in originals]
+
+    def clauses(self) -> list[list[tuple]]:
+        """Necessary conditions in conjunctive form: every clause (a list of (field, atom) pairs)
+        has an atom that holds whenever this item holds. [] when nothing is known."""
+        if self.negated or not self._specs:
+            return []
+        if self._shapes:
+            per_value = [[shape_atom(*sh) for sh in plain_shapes(v)] for v in self._specs]  # type: ignore[union-attr]
+        else:
+            per_value = [test_atoms(t) for t in self.tests]
+        if self.all:
+            return [[(self.field, a) for a in atoms] for atoms in per_value if atoms]
+        if any(a is None for a in per_value):
+            return []
+        return [[(self.field, a) for atoms in per_value for a in atoms]]  # type: ignore[union-attr]
 
     def _fieldvalue(self, view: EventView) -> FieldValue:
         return view.field(self.field) if self.field is not None else view.leaves()
@@ -122,7 +175,7 @@ class _Item:
         else:
             actual = self._keyword_actual(fv, view) if hits else MISSING
         return ItemResult(self.identifier, self.yaml_path, self.field, list(self.modifiers),
-                          list(self.values), matched, hits, actual)
+                          self.values, matched, hits, actual)
 
     def _keyword_actual(self, fv: FieldValue, view: EventView) -> Any:
         for x in fv.scalars:
@@ -130,6 +183,78 @@ class _Item:
             if any(t(one, view) for t in self.tests):
                 return x
         return MISSING
+
+
+MAX_CLAUSES = 3
+
+
+def _combine(children: list[list[list[tuple]]], conjunction: bool) -> list[list[tuple]]:
+    """AND: every child's clauses hold; OR: one clause made of each child's shortest clause."""
+    if conjunction:
+        out = [c for child in children for c in child]
+        return sorted(out, key=len)[:MAX_CLAUSES]
+    if any(not child for child in children):
+        return []
+    if len(children) == 1:
+        return children[0]
+    return [[a for child in children for a in min(child, key=len)]]
+
+
+_NO_REFS: frozenset[str] = frozenset()
+
+
+def _direct_fast(shapes: list[tuple], name: str) -> Callable[[EventView], bool] | None:
+    """The hot path for the commonest item: one field, plain case-insensitive strings of one shape."""
+    kinds = {sh[0] for sh in shapes}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    texts = tuple(sh[1] for sh in shapes)
+    if kind == "exact":
+        wanted = frozenset(texts)
+
+        def fast(view: EventView) -> bool:
+            return not wanted.isdisjoint(view.field(name).lows)
+    elif kind == "suffix":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                if x.endswith(texts):
+                    return True
+            return False
+    elif kind == "prefix":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                if x.startswith(texts):
+                    return True
+            return False
+    elif kind == "contains":
+        def fast(view: EventView) -> bool:
+            for x in view.field(name).lows:
+                for t in texts:
+                    if t in x:
+                        return True
+            return False
+    else:
+        return None
+    return fast
+
+
+def _direct_all(groups: list[list[tuple]], name: str) -> Callable[[EventView], bool] | None:
+    """`|contains|all`: every value (each possibly expanded) is a substring of some field value."""
+    if any(sh[0] != "contains" for group in groups for sh in group):
+        return None
+    needles = tuple(tuple(sh[1] for sh in group) for group in groups)
+
+    def fast(view: EventView) -> bool:
+        xs = view.field(name).lows
+        for alternatives in needles:
+            for x in xs:
+                if any(t in x for t in alternatives):
+                    break
+            else:
+                return False
+        return True
+    return fast
 
 
 def _grouped_any(tests: list[Test]) -> Test:
@@ -197,13 +322,29 @@ class _Detection:
                 mods = [reverse_modifier_mapping.get(m.__name__, m.__name__) for m in child.modifiers]
                 item_path = path + ("|".join([child.field or "", *mods]),)
             self.children.append(_Item(identifier, item_path, child, mods, placeholders, errors))
-        fasts = [c.fast for c in self.children]
+        fasts = tuple(c.fast for c in self.children)
         if len(fasts) == 1:
             self.fast = fasts[0]
+        elif len(fasts) == 2:
+            f1, f2 = fasts
+            self.fast = (lambda view: f1(view) and f2(view)) if self.all else (lambda view: f1(view) or f2(view))
         elif self.all:
-            self.fast = lambda view: all(f(view) for f in fasts)
+            def every(view: EventView) -> bool:
+                for f in fasts:
+                    if not f(view):
+                        return False
+                return True
+            self.fast = every
         else:
-            self.fast = lambda view: any(f(view) for f in fasts)
+            def some(view: EventView) -> bool:
+                for f in fasts:
+                    if f(view):
+                        return True
+                return False
+            self.fast = some
+
+    def clauses(self) -> list[list[tuple]]:
+        return _combine([c.clauses() for c in self.children], self.all)
 
     def items(self) -> list[_Item]:
         out: list[_Item] = []
@@ -258,11 +399,33 @@ class CompiledRule:
         dets = self.detections
         fast = [cond.build(t, lambda i: dets[i].fast) for t in self.trees]
         self._fast = fast[0] if len(fast) == 1 else (lambda view: any(f(view) for f in fast))
-        outcome = [cond.build(t, lambda i: (lambda values: bool(values[i]))) for t in self.trees]
-        self._outcome = outcome[0] if len(outcome) == 1 else (lambda v: any(f(v) for f in outcome))
-        # Same tree, asking a resolver that records each identifier it evaluates.
-        traced = [cond.build(t, lambda i: (lambda resolve: resolve(i))) for t in self.trees]
-        self._traced = traced[0] if len(traced) == 1 else (lambda r: any(f(r) for f in traced))
+        self._outcome_fn: Callable[[Any], bool] | None = None
+
+    def _outcome(self, values: Mapping[str, bool]) -> bool:
+        if self._outcome_fn is None:
+            self._outcome_fn = self._tree_fn(lambda i: (lambda values: bool(values[i])))
+        return self._outcome_fn(values)
+
+    def _traced(self, resolve: Callable[[str], bool]) -> bool:
+        # The same tree as `outcome`, asking a resolver that evaluates (and records) identifiers.
+        return self._outcome(_Resolving(resolve))
+
+    def _tree_fn(self, leaf: Callable[[str], Any]) -> Callable[[Any], bool]:
+        fns = [cond.build(t, leaf) for t in self.trees]
+        return fns[0] if len(fns) == 1 else (lambda x: any(f(x) for f in fns))
+
+    def necessary_clauses(self) -> list[list[tuple]]:
+        """Clauses of (field, atom) pairs: in every event the rule matches, each clause has an atom
+        that holds. The rule index uses them to skip rules that cannot match. [] = no constraint."""
+        return _combine([self._tree_clauses(t) for t in self.trees], False)
+
+    def _tree_clauses(self, tree: Any) -> list[list[tuple]]:
+        from sigma.conditions import ConditionIdentifier, ConditionNOT, ConditionOR
+        if isinstance(tree, ConditionIdentifier):
+            return self.detections[tree.identifier].clauses()
+        if isinstance(tree, ConditionNOT):
+            return []
+        return _combine([self._tree_clauses(a) for a in tree.args], not isinstance(tree, ConditionOR))
 
     def matches(self, event: Mapping[str, Any] | EventView) -> bool:
         """The outcome only: the fastest way to ask."""
@@ -290,6 +453,18 @@ class CompiledRule:
             matched = self._traced(resolve)
         errors = list(self.errors) + _dedupe(view.errors[start:])
         return Evaluation(matched, values, items, errors)
+
+
+class _Resolving:
+    """A mapping view of a resolver function, so one condition closure serves both uses."""
+
+    __slots__ = ("resolve",)
+
+    def __init__(self, resolve: Callable[[str], bool]):
+        self.resolve = resolve
+
+    def __getitem__(self, name: str) -> bool:
+        return self.resolve(name)
 
 
 def _dedupe(xs: list[str]) -> list[str]:

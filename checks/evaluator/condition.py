@@ -57,14 +57,42 @@ def build(tree: Any, leaf: Callable[[str], Any]) -> Any:
         if len(args) == 2:
             a, b = args
             return lambda x: a(x) and b(x)
-        return lambda x: all(f(x) for f in args)
+        def every(x: Any) -> bool:
+            for f in args:
+                if not f(x):
+                    return False
+            return True
+        return every
     if isinstance(tree, ConditionOR):
         if len(args) == 2:
             a, b = args
             return lambda x: a(x) or b(x)
-        return lambda x: any(f(x) for f in args)
+        def some(x: Any) -> bool:
+            for f in args:
+                if f(x):
+                    return True
+            return False
+        return some
     raise ValueError(f"unexpected condition element {tree!r}")
 
 
+try:  # pySigma's cached pyparsing step; SigmaCondition.parse deep-copies its result on every call
+    from sigma.conditions import _parse_condition_string
+except ImportError:  # pragma: no cover - older/newer pySigma
+    _parse_condition_string = None
+
+
+def _parse(c: Any) -> Any:
+    # The cached tree is shared, which is safe here: nothing below mutates it (expand builds new
+    # operator nodes and only reads identifiers and selectors). The deep copy cost more than the
+    # rest of compiling a rule.
+    if _parse_condition_string is None or "|" in c.condition:
+        return c.parse(postprocess=False)
+    try:
+        return _parse_condition_string(c.condition)
+    except Exception:
+        return c.parse(postprocess=False)  # raises pySigma's own error for the message
+
+
 def parse_conditions(rule: SigmaRule) -> list[Any]:
-    return [expand(c.parse(postprocess=False), rule) for c in rule.detection.parsed_condition]
+    return [expand(_parse(c), rule) for c in rule.detection.parsed_condition]

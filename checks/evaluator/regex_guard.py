@@ -37,8 +37,14 @@ class GuardedRegex:
 
     __slots__ = ("pattern", "flags", "engine", "_search", "timeout")
 
-    def __init__(self, pattern: str, flags: int = 0, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, pattern: str, flags: int = 0, timeout: float = DEFAULT_TIMEOUT, lazy: bool = False):
         self.pattern, self.flags, self.timeout = pattern, flags, timeout
+        self.engine = ""
+        if not lazy:
+            self._compile()
+
+    def _compile(self) -> None:
+        pattern, flags = self.pattern, self.flags
         try:
             if "$" in pattern and not flags & re.MULTILINE:
                 # PCRE's `$` also matches before a final newline; RE2's only at the very end.
@@ -50,6 +56,8 @@ class GuardedRegex:
             self.engine = "regex"
 
     def search(self, text: str) -> bool:
+        if not self.engine:
+            self._compile()
         if self.engine == "re2":
             return self._search(text) is not None
         try:

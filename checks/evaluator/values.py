@@ -107,12 +107,65 @@ def string_test(s: SigmaString) -> Test:
         def test(fv: FieldValue, view: EventView) -> bool:
             return any(text in x for x in getattr(fv, attr))
     else:
-        full = re2.compile(wildcard_regex(s, not cased), _RE2_OPTIONS).fullmatch
+        pattern = wildcard_regex(s, not cased)
+        full = re2.compile(pattern, _RE2_OPTIONS).fullmatch
 
         def test(fv: FieldValue, view: EventView) -> bool:
             return any(full(x) is not None for x in getattr(fv, attr))
     test.shape = (kind, text, cased)  # type: ignore[attr-defined]
+    test.atom = _atom(kind, text, s)  # type: ignore[attr-defined]
     return test
+
+
+def plain_shapes(v: Any) -> list[tuple] | None:
+    """[(kind, lower-cased text, False)] for a case-insensitive string (or an expansion of them,
+    from windash/base64offset) without placeholders whose shape has a direct str-method test
+    (exact, prefix, suffix, contains); None otherwise."""
+    if isinstance(v, SigmaExpansion):
+        out: list[tuple] = []
+        for sub in v.values:
+            shapes = plain_shapes(sub)
+            if shapes is None:
+                return None
+            out.extend(shapes)
+        return out
+    if type(v) is not SigmaString or v.contains_placeholder():
+        return None
+    kind, text = string_shape(v)
+    if kind in ("any", "pattern"):
+        return None
+    return [(kind, text.lower(), False)]  # type: ignore[union-attr]
+
+
+def shape_atom(kind: str, text: str, cased: bool = False) -> tuple:
+    esc = re.escape(text.lower())
+    return ("s", "(?s)" + {"exact": f"^{esc}$", "prefix": f"^{esc}", "suffix": f"{esc}$",
+                           "contains": esc}[kind])
+
+
+def _atom(kind: str, text: str | None, s: SigmaString) -> tuple | None:
+    """An RE2 pattern on lower-cased text that holds whenever the string test holds (cased tests
+    included: a case-sensitive match is also a case-insensitive one). Used by the rule index."""
+    if kind == "any":
+        return None
+    if kind == "pattern":
+        return ("s", "^(?:" + wildcard_regex(s, True) + ")$")
+    return shape_atom(kind, text)  # type: ignore[arg-type]
+
+
+def test_atoms(test: Test) -> list[tuple] | None:
+    """Atoms one of which holds whenever `test` holds; None when no such list is known."""
+    parts = getattr(test, "parts", None)
+    if parts is not None:
+        out: list[tuple] = []
+        for p in parts:
+            sub = test_atoms(p)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    atom = getattr(test, "atom", None)
+    return [atom] if atom is not None else None
 
 
 # --- other value types --------------------------------------------------------------------------
@@ -122,6 +175,7 @@ def number_test(n: SigmaNumber) -> Test:
 
     def test(fv: FieldValue, view: EventView) -> bool:
         return target in fv.nums
+    test.atom = ("n", target)  # type: ignore[attr-defined]
     return test
 
 
@@ -146,7 +200,8 @@ def regex_test(r: SigmaRegularExpression) -> Test:
     flags = 0
     for flag in r.flags:
         flags |= SigmaRegularExpression.sigma_to_python_flags[flag]
-    rx = GuardedRegex(str(r.regexp), flags)
+    # pySigma validated the pattern when it parsed the rule; compile on first use (saves memory).
+    rx = GuardedRegex(str(r.regexp), flags, lazy=True)
     search = rx.search
 
     def test(fv: FieldValue, view: EventView) -> bool:
@@ -246,6 +301,7 @@ def any_of(tests: list[Test]) -> Test:
             if t(fv, view):
                 return True
         return False
+    test.parts = tests  # type: ignore[attr-defined]
     return test
 
 
