@@ -6,6 +6,11 @@ import argparse
 import sys
 
 
+# GitHub may open hundreds of connections at once (a push to many PRs, a redelivery burst); the default listen
+# backlog (128) drops the excess SYNs and each dropped one costs the sender a one-second retransmit.
+BACKLOG = 1024
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the GitHub App: webhook server and job workers (settings from "
                                      "DETBOT_* environment variables)")
@@ -36,5 +41,6 @@ def main(args: argparse.Namespace) -> int:
     from ..pr_handlers import install
     install(app)
     web.run_app(app, host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None)
+                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None,
+                backlog=BACKLOG)
     return 0
