@@ -128,3 +128,16 @@ async def test_kpi_command_replies_with_the_view(fake_github, repo, tmp_path):
     reply = bot_replies(fake_github, pr)[-1].body
     assert "14" in reply and "Certutil Download From Internet 1" in reply
     assert reactions(fake_github, payload) == ["eyes", "+1"]
+
+
+async def test_replay_disabled_in_config_is_skipped(fake_github):
+    config = example_files()[".github/detbot.yml"].replace("checks:\n", "checks:\n  replay: false\n", 1)
+    assert "replay: false" in config
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files(config))
+    fake_github.set_permission(repo, "maint", "maintain")
+    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay", user="maint"))
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.conclusion == "skipped" and "disabled" in replay.output["summary"]
