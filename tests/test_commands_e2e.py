@@ -141,3 +141,18 @@ async def test_replay_disabled_in_config_is_skipped(fake_github):
         await bot.settle(30)
     (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
     assert replay.conclusion == "skipped" and "disabled" in replay.output["summary"]
+
+
+async def test_replay_button_on_the_tests_run(fake_github, repo):
+    from tests.fakegithub import check_run_event, pull_request_event
+    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle()
+        tests_run = runs_by_name(fake_github, repo, pr.head_sha)["detbot/tests"]
+        assert [a["identifier"] for a in tests_run.actions] == ["rerun", "replay"]
+        await bot.deliver("check_run", check_run_event(fake_github, tests_run, "requested_action", pr,
+                                                       requested_action="replay"))
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.conclusion == "failure" and "RULE_BROKEN" in replay.output["summary"]
