@@ -9,10 +9,10 @@ Two implementations of one interface:
 
 Newest wins: a job may carry a `key` (e.g. "octo/rules#12", one pull request), given at enqueue time or claimed
 by the handler once it knows it (`run.claim(key)`; the server claims a pull request's key for its webhook jobs
-before dispatching them). Of two jobs for one key, the one that arrived later (`enqueued_at`) wins: claiming cancels the running
-older one -- `asyncio.Task.cancel`, in this process directly, in other processes through a Redis pub/sub message
--- and a "latest job" record per key lets any job ask `await run.is_current()` before it publishes. A job still
-waiting when a newer one for its key is claimed is dropped when dequeued.
+before dispatching them). Of two jobs for one key, the one that arrived later (`enqueued_at`) wins: claiming
+cancels the running older one -- `asyncio.Task.cancel`, in this process directly, in other processes through a
+Redis pub/sub message -- and a "latest job" record per key lets any job ask `await run.is_current()` before it
+publishes. A job still waiting when a newer one for its key is claimed is dropped when dequeued.
 
 Handlers get a `JobRun` (also reachable as `current_run()`):
 
@@ -145,6 +145,7 @@ class JobQueue(abc.ABC):
         self.closing = False
         self._worker_tasks: list[asyncio.Task] = []
         self.processed = 0
+        self.in_hand = 0          # jobs taken from the queue and not finished (running or about to)
         self.busy: Callable[[], bool] | None = None   # e.g. "webhook answers in progress" (set by the server)
         self.max_defer = 0.25
 
@@ -192,18 +193,25 @@ class JobQueue(abc.ABC):
                 continue
             if job is None:
                 continue
-            await self._yield_to_answers()
-            if job.key and not await self.is_latest(job.key, job.id):
-                log.info("job superseded before start", job_id=job.id, key=job.key)
-                self._count("superseded")
-                await self._done(job)
-                continue
+            self.in_hand += 1
+            started = False
             try:
+                await self._yield_to_answers()
+                if job.key and not await self.is_latest(job.key, job.id):
+                    log.info("job superseded before start", job_id=job.id, key=job.key)
+                    self._count("superseded")
+                    await self._done(job)
+                    continue
+                started = True
                 await self._run(job)
             except asyncio.CancelledError:
+                if not started:     # stopped between taking the job and running it: give it back
+                    await asyncio.shield(self._done(job, requeue=True))
                 raise
             except Exception:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
                 log.exception("job bookkeeping failed", job_id=job.id)
+            finally:
+                self.in_hand -= 1
 
     async def _yield_to_answers(self) -> None:
         """Let webhook answers go first: GitHub waits for them (10 s, and a slow answer is a failed delivery),
@@ -296,13 +304,18 @@ class JobQueue(abc.ABC):
     async def _close_backend(self) -> None:
         pass
 
+    async def _refresh_depth(self) -> None:
+        """Bring depth() up to date where it is a cached figure (Redis)."""
+
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self.depth() or self.running:
+        await self._refresh_depth()
+        while self.depth() or self.running or self.in_hand:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)
+            await self._refresh_depth()
 
 
 class MemoryQueue(JobQueue):
@@ -413,6 +426,9 @@ class RedisQueue(JobQueue):
 
     def depth(self) -> int:
         return self._depth
+
+    async def _refresh_depth(self) -> None:
+        self._depth = await self.redis.llen(self.pending_key)
 
     async def _next(self) -> Job | None:
         raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")

@@ -387,3 +387,45 @@ async def test_unreachable_github_does_not_break_the_webhook():
         assert bot.metrics.jobs.value(state="failed") == 1
         assert bot.metrics.github_calls.value(method="POST", status=0) >= 1
 
+
+
+async def test_two_servers_sharing_redis_split_work_and_drop_redeliveries(world):
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from bot.queue import RedisQueue
+
+    probe = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await asyncio.wait_for(probe.ping(), 1)
+    except Exception:
+        pytest.skip("Redis not reachable on 127.0.0.1:6379")
+    fake, repo = world
+    prefix = f"detbot-test-{uuid.uuid4().hex[:10]}"
+    prs = [fake.open_pull(repo, {f"rules/r{i}.yml": "title: x\n"}) for i in range(10)]
+    done: list = []
+    try:
+        async with running_bot(fake, router=probe_router(done),
+                               queue=RedisQueue("redis://127.0.0.1:6379/0", prefix=prefix, workers=2)) as a, \
+                running_bot(fake, router=probe_router(done),
+                            queue=RedisQueue("redis://127.0.0.1:6379/0", prefix=prefix, workers=2)) as b:
+            for i, pr in enumerate(prs):
+                payload = pull_request_event(fake, pr)
+                first = await (a if i % 2 else b).deliver("pull_request", payload, delivery_id=f"d{i}")
+                again = await (b if i % 2 else a).deliver("pull_request", payload, delivery_id=f"d{i}")
+                assert first[0] == 202 and again == (200, {"status": "duplicate", "delivery": f"d{i}"})
+            for _ in range(500):
+                if len(done) == 10:
+                    break
+                await asyncio.sleep(0.01)
+            await a.settle()
+            await b.settle()
+            assert a.queue.processed and b.queue.processed           # both servers took work
+    finally:
+        keys = [k async for k in probe.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()
+    assert sorted(d[0] for d in done) == sorted(f"d{i}" for i in range(10))
+    assert len(fake.check_runs(repo)) == 10
