@@ -328,7 +328,7 @@ class MemoryQueue(JobQueue):
         super().__init__(**kwargs)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_pending)
         self._latest: TTLCache = TTLCache(maxsize=200_000, ttl=LATEST_TTL)   # key -> (stamp, job id)
-        self._seen: TTLCache = TTLCache(maxsize=500_000, ttl=self.dedup_ttl)  # delivery ids queued
+        self._seen: TTLCache = TTLCache(maxsize=200_000, ttl=self.dedup_ttl)  # delivery ids queued
 
     async def enqueue(self, job: Job, *, once: str | None = None) -> bool:
         if self.closing:
