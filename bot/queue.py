@@ -364,6 +364,12 @@ class MemoryQueue(JobQueue):
     async def _next(self) -> Job | None:
         return await self._queue.get()
 
+    async def _close_backend(self) -> None:
+        if self._queue.qsize():
+            # Nothing was started for them, so nothing hangs on GitHub; the crash-recovery sweep of the next
+            # start re-runs what a queued job would have done only if it had created check runs.
+            log.warning("queued jobs dropped at shutdown", count=self._queue.qsize())
+
 
 # One round trip per delivery: record its id (NX, with a TTL) and queue it, or do neither.
 _ENQUEUE_ONCE_SCRIPT = """
