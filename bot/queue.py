@@ -366,8 +366,8 @@ class MemoryQueue(JobQueue):
 
     async def _close_backend(self) -> None:
         if self._queue.qsize():
-            # Nothing was started for them, so nothing hangs on GitHub; the crash-recovery sweep of the next
-            # start re-runs what a queued job would have done only if it had created check runs.
+            # They are lost with this process (no check run was created for them yet). The Redis queue keeps
+            # them for the next worker; with this one, a "Re-run" or a new push brings the checks back.
             log.warning("queued jobs dropped at shutdown", count=self._queue.qsize())
 
 
