@@ -8,9 +8,10 @@ from bot.fetch import BLOBS
 from bot.pr_handlers import close_stores
 from tests.fakegithub import issue_comment_event
 from tests.fakegithub.harness import running_bot
-from tests.ghflow_support import INSTALLATION, example_files, new_bundle, runs_by_name
+from tests.ghflow_support import (INSTALLATION, M365_PARSER, broken_m365_parser, example_files, new_bundle,
+                                  runs_by_name)
 
-PARSER = "parsers/microsoft365.yml"
+PARSER = M365_PARSER
 AITM_TESTS = "rules/cloud/m365/m365_aitm_proxy_signin.tests.yml"
 
 
@@ -28,14 +29,6 @@ def repo(fake_github):
     return repo
 
 
-def broken_parser() -> str:
-    """The example's Microsoft 365 pipeline with its client address captured under another name: the
-    parser regression replay exists to catch."""
-    text = example_files()[PARSER]
-    return "\n".join(line.replace(":source.ip}", ":client.ip}") if "%{IPV" in line else line
-                     for line in text.splitlines()) + "\n"
-
-
 def reactions(fake, payload):
     return [r["content"] for r in fake.comments[payload["comment"]["id"]].reactions]
 
@@ -44,8 +37,8 @@ def bot_replies(fake, pr):
     return [c for c in fake.issue_comments(pr.repo, pr.number) if c.user == fake.bot_login]
 
 
-async def test_authorised_replay_runs_and_reports_the_broken_parser(fake_github, repo):
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+async def test_authorised_replay_runs_and_reports_the_broken_m365_parser(fake_github, repo):
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         payload = issue_comment_event(fake_github, pr, "Parser change, please check:\n/replay", user="maint")
         await bot.deliver("issue_comment", payload)
@@ -69,7 +62,7 @@ async def test_replay_of_named_rule_and_unknown_rule(fake_github, repo):
 
 
 async def test_unauthorised_user_runs_nothing(fake_github, repo):
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         for user in ("reader", "drive-by"):
             await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay\n/recheck", user=user))
@@ -135,7 +128,7 @@ async def test_replay_disabled_in_config_is_skipped(fake_github):
     assert "replay: false" in config
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files(config))
     fake_github.set_permission(repo, "maint", "maintain")
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay", user="maint"))
         await bot.settle(30)
@@ -145,7 +138,7 @@ async def test_replay_disabled_in_config_is_skipped(fake_github):
 
 async def test_replay_button_on_the_tests_run(fake_github, repo):
     from tests.fakegithub import check_run_event, pull_request_event
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
         await bot.settle()
