@@ -136,8 +136,10 @@ class JobRun:
 class JobQueue(abc.ABC):
     """Common machinery: workers, running-job registry, supersession, timeouts, graceful close."""
 
-    def __init__(self, *, workers: int = 4, job_timeout: float = 600.0, metrics: Metrics | None = None) -> None:
+    def __init__(self, *, workers: int = 4, job_timeout: float = 600.0, metrics: Metrics | None = None,
+                 dedup_ttl: float = 24 * 3600.0) -> None:
         self.workers = workers
+        self.dedup_ttl = dedup_ttl
         self.job_timeout = job_timeout
         self.metrics = metrics
         self.handler: JobHandler | None = None
@@ -151,7 +153,10 @@ class JobQueue(abc.ABC):
 
     # -- interface ---------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def enqueue(self, job: Job) -> None: ...
+    async def enqueue(self, job: Job, *, once: str | None = None) -> bool:
+        """Queue `job`. With `once` (a delivery id), atomically skip it when a job with the same `once` was
+        queued within `dedup_ttl` seconds: returns False for such a duplicate. A job that could not be queued
+        (QueueFull, QueueClosed, Redis down) leaves no record, so GitHub's redelivery of it is accepted."""
 
     @abc.abstractmethod
     async def is_latest(self, key: str, job_id: str) -> bool: ...
@@ -323,17 +328,23 @@ class MemoryQueue(JobQueue):
         super().__init__(**kwargs)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_pending)
         self._latest: TTLCache = TTLCache(maxsize=200_000, ttl=LATEST_TTL)   # key -> (stamp, job id)
+        self._seen: TTLCache = TTLCache(maxsize=200_000, ttl=self.dedup_ttl)  # delivery ids queued
 
-    async def enqueue(self, job: Job) -> None:
+    async def enqueue(self, job: Job, *, once: str | None = None) -> bool:
         if self.closing:
             raise QueueClosed()
+        if once is not None and once in self._seen:
+            return False
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise QueueFull() from None
+        if once is not None:
+            self._seen[once] = True
         self._count("enqueued")
         if job.key:
             await self.claim(job.key, job.id, job.enqueued_at)
+        return True
 
     async def is_latest(self, key: str, job_id: str) -> bool:
         held = self._latest.get(key)
@@ -353,6 +364,21 @@ class MemoryQueue(JobQueue):
     async def _next(self) -> Job | None:
         return await self._queue.get()
 
+    async def _close_backend(self) -> None:
+        if self._queue.qsize():
+            # They are lost with this process (no check run was created for them yet). The Redis queue keeps
+            # them for the next worker; with this one, a "Re-run" or a new push brings the checks back.
+            log.warning("queued jobs dropped at shutdown", count=self._queue.qsize())
+
+
+# One round trip per delivery: record its id (NX, with a TTL) and queue it, or do neither.
+_ENQUEUE_ONCE_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
 
 _CLAIM_SCRIPT = """
 local held = redis.call('GET', KEYS[1])
@@ -404,13 +430,18 @@ class RedisQueue(JobQueue):
                             asyncio.create_task(self._beat(), name="detbot-heartbeat")]
         await super().start(handler)
 
-    async def enqueue(self, job: Job) -> None:
+    async def enqueue(self, job: Job, *, once: str | None = None) -> bool:
         if self.closing:
             raise QueueClosed()
         if job.key:   # claimed before it is visible, so no worker sees it as superseded
             await self.claim(job.key, job.id, job.enqueued_at)
-        await self.redis.lpush(self.pending_key, job.dumps())
+        if once is None:
+            await self.redis.lpush(self.pending_key, job.dumps())
+        elif not await self.redis.eval(_ENQUEUE_ONCE_SCRIPT, 2, f"{self.prefix}:delivery:{once}",
+                                       self.pending_key, int(self.dedup_ttl * 1000), job.dumps()):
+            return False
         self._count("enqueued")
+        return True
 
     async def is_latest(self, key: str, job_id: str) -> bool:
         held = await self.redis.get(self._latest_key(key))

@@ -19,10 +19,10 @@ from gidgethub.routing import Router
 
 from .github import GitHubApp, RetryPolicy
 from .metrics import Metrics
-from .queue import JobQueue, JobRun, RedisQueue, make_queue
+from .queue import JobQueue, JobRun, make_queue
 from .routes import Context, build_router, job_key
 from .settings import Settings
-from .webhook import DeliveryLog, MemoryDeliveries, RedisDeliveries, WebhookEndpoint
+from .webhook import WebhookEndpoint
 
 log = structlog.get_logger("bot.server")
 
@@ -58,8 +58,7 @@ def make_job_handler(router: Router, github: GitHubApp, settings: Settings | Non
 
 
 def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: JobQueue | None = None,
-               router: Router | None = None, metrics: Metrics | None = None,
-               deliveries: DeliveryLog | None = None) -> web.Application:
+               router: Router | None = None, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
     if github is None:
         github = GitHubApp(app_id=settings.app_id, private_key=settings.private_key, base_url=settings.github_url,
@@ -70,18 +69,15 @@ def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: Jo
         extra = {"max_pending": settings.max_pending} if settings.queue == "memory" else {
             "prefix": settings.queue_prefix}
         queue = make_queue(settings.queue, workers=settings.workers, job_timeout=settings.job_timeout,
-                           metrics=metrics, **extra)
+                           metrics=metrics, dedup_ttl=settings.delivery_ttl, **extra)
     if router is None:
         router = build_router()
-    if deliveries is None:
-        deliveries = (RedisDeliveries(queue.redis, queue.prefix, settings.delivery_ttl)
-                      if isinstance(queue, RedisQueue) else MemoryDeliveries(settings.delivery_ttl))
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS], app[GITHUB_APP], app[QUEUE], app[ROUTER], app[METRICS] = settings, github, queue, router, metrics
     app[BACKGROUND] = []
-    endpoint = WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router, deliveries=deliveries,
-                               metrics=metrics, max_body=settings.max_body_bytes)
+    endpoint = WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router, metrics=metrics,
+                               max_body=settings.max_body_bytes)
     queue.busy = lambda: endpoint.in_flight > 0
     app.router.add_post("/webhook", endpoint.handle)
     app.router.add_get("/healthz", healthz)

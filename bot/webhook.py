@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiohttp import web
-from cachetools import TTLCache
 from gidgethub.routing import Router
 
 from .metrics import Metrics
@@ -44,42 +43,6 @@ def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bo
     return hmac.compare_digest(hmac.digest(key, body, "sha256"), claimed)
 
 
-class DeliveryLog(Protocol):
-    async def first_time(self, delivery_id: str) -> bool:
-        """Record the delivery; False when it was seen within the TTL."""
-
-    async def forget(self, delivery_id: str) -> None:
-        """Un-record it (the job could not be queued: GitHub's redelivery must be accepted)."""
-
-
-class MemoryDeliveries:
-    def __init__(self, ttl: float = 24 * 3600, maxsize: int = 200_000) -> None:
-        self._seen: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
-
-    async def first_time(self, delivery_id: str) -> bool:
-        if delivery_id in self._seen:
-            return False
-        self._seen[delivery_id] = True
-        return True
-
-    async def forget(self, delivery_id: str) -> None:
-        self._seen.pop(delivery_id, None)
-
-
-class RedisDeliveries:
-    """Shared by every process behind the same load balancer: SET NX with a TTL."""
-
-    def __init__(self, redis: Any, prefix: str = "detbot", ttl: float = 24 * 3600) -> None:
-        self.redis, self.prefix, self.ttl = redis, prefix, ttl
-
-    async def first_time(self, delivery_id: str) -> bool:
-        return bool(await self.redis.set(f"{self.prefix}:delivery:{delivery_id}", "1", nx=True,
-                                         px=int(self.ttl * 1000)))
-
-    async def forget(self, delivery_id: str) -> None:
-        await self.redis.delete(f"{self.prefix}:delivery:{delivery_id}")
-
-
 def routed_events(router: Router) -> frozenset[str]:
     """Event types any handler is registered for (gidgethub keeps them in these two tables)."""
     return frozenset(router._shallow_routes) | frozenset(router._deep_routes)
@@ -96,12 +59,10 @@ def _accepted(job_id: str) -> web.Response:
 
 
 class WebhookEndpoint:
-    def __init__(self, *, secret: str, queue: JobQueue, router: Router, deliveries: DeliveryLog,
-                 metrics: Metrics, max_body: int) -> None:
+    def __init__(self, *, secret: str, queue: JobQueue, router: Router, metrics: Metrics, max_body: int) -> None:
         self.secret = secret.encode()
         self.queue = queue
         self.router = router
-        self.deliveries = deliveries
         self.metrics = metrics
         self.max_body = max_body
         self.routed_events = routed_events(router)
@@ -148,35 +109,24 @@ class WebhookEndpoint:
         if event not in self.routed_events:
             self._count(event, "ignored")
             return _answer(202, "ignored", event=event)
-        try:
-            first = await self.deliveries.first_time(delivery_id)
-        except Exception:  # noqa: BLE001 -- Redis unreachable: say so; GitHub can redeliver
-            log.exception("delivery log unavailable", delivery_id=delivery_id)
-            self._count(event, "unavailable")
-            return _answer(503, "queue unavailable")
-        if not first:
-            self._count(event, "duplicate")
-            log.info("duplicate delivery dropped", delivery_id=delivery_id, github_event=event)
-            return _answer(200, "duplicate", delivery=delivery_id)
         # The body is parsed by the worker: answering fast matters more than anything a parse could tell here.
         try:
             text = body.decode()
         except UnicodeDecodeError:
-            await self.deliveries.forget(delivery_id)
             self._count(event, "bad_request")
             return _answer(400, "body is not UTF-8")
         job = Job(event, delivery_id=delivery_id, body=text)
         try:
-            await self.queue.enqueue(job)
+            queued = await self.queue.enqueue(job, once=delivery_id)
         except Exception as e:  # noqa: BLE001 -- full, closing, or Redis unreachable: GitHub may redeliver
-            try:
-                await self.deliveries.forget(delivery_id)
-            except Exception:  # noqa: BLE001
-                log.exception("could not forget delivery", delivery_id=delivery_id)
             self._count(event, "unavailable")
             log.error("delivery not queued", delivery_id=delivery_id, reason=repr(e))
             state = {QueueFull: "busy", QueueClosed: "shutting down"}.get(type(e), "queue unavailable")
             return _answer(503, state)
+        if not queued:
+            self._count(event, "duplicate")
+            log.info("duplicate delivery dropped", delivery_id=delivery_id, github_event=event)
+            return _answer(200, "duplicate", delivery=delivery_id)
         self._count(event, "accepted")
         log.debug("delivery queued", delivery_id=delivery_id, github_event=event, job_id=job.id)
         return _accepted(job.id)

@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.metrics import Metrics
-from bot.queue import (SHUTDOWN, SUPERSEDED, Job, JobRun, MemoryQueue, QueueClosed, RedisQueue, current_run,
-                       job_log_fields, make_queue)
+from bot.queue import (SHUTDOWN, SUPERSEDED, Job, JobRun, MemoryQueue, QueueClosed, QueueFull, RedisQueue,
+                       current_run, job_log_fields, make_queue)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -397,3 +397,39 @@ async def test_webhook_jobs_carry_the_raw_body_and_parse_it_once(make):
     await wait_for(lambda: seen == ["opened"])
     j = Job("pull_request", body='{"action": "x"}')
     assert json.loads(j.dumps())["payload"] is None and Job.loads(j.dumps()).data == {"action": "x"}
+
+
+async def test_enqueue_once_drops_a_repeated_delivery_id(make):
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.delivery_id)
+
+    q = await make(handler)
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-1"), once="d-1") is True
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-1"), once="d-1") is False
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-2"), once="d-2") is True
+    await wait_for(lambda: sorted(seen) == ["d-1", "d-2"])
+    await asyncio.sleep(0.05)
+    assert sorted(seen) == ["d-1", "d-2"]
+
+
+async def test_a_delivery_that_could_not_be_queued_leaves_no_record():
+    gate = asyncio.Event()
+
+    async def handler(run: JobRun) -> None:
+        await gate.wait()
+
+    q = MemoryQueue(workers=1, max_pending=1)
+    await q.start(handler)
+    try:
+        await q.enqueue(Job("ping", {}), once="a")
+        await wait_for(lambda: len(q.running) == 1)
+        await q.enqueue(Job("ping", {}), once="b")               # waits: the queue is now full
+        with pytest.raises(QueueFull):
+            await q.enqueue(Job("ping", {}), once="c")
+        gate.set()
+        await q.join()
+        assert await q.enqueue(Job("ping", {}), once="c") is True  # the redelivery is accepted
+    finally:
+        await q.close(1)
