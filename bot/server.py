@@ -19,10 +19,10 @@ from gidgethub.routing import Router
 
 from .github import GitHubApp, RetryPolicy
 from .metrics import Metrics
-from .queue import JobQueue, JobRun, RedisQueue, make_queue
-from .routes import Context, build_router
+from .queue import JobQueue, JobRun, make_queue
+from .routes import Context, build_router, job_key
 from .settings import Settings
-from .webhook import DeliveryLog, MemoryDeliveries, RedisDeliveries, WebhookEndpoint
+from .webhook import WebhookEndpoint
 
 log = structlog.get_logger("bot.server")
 
@@ -36,19 +36,29 @@ BACKGROUND = web.AppKey("background", list)
 
 def make_job_handler(router: Router, github: GitHubApp, settings: Settings | None) -> Callable[[JobRun],
                                                                                            Awaitable[None]]:
-    """What a queue worker does with a job: rebuild the gidgethub Event and dispatch it with an installation
-    client and the Context."""
+    """What a queue worker does with a webhook job: parse it, drop actions no handler wants, claim the pull
+    request's key (newest delivery wins; a delivery older than the key's holder is dropped), and dispatch to the
+    routers with an installation client and the Context."""
     async def handle(run: JobRun) -> None:
         job = run.job
-        event = sansio.Event(job.payload, event=job.event, delivery_id=job.delivery_id)
-        gh = github.installation_client(job.installation_id) if job.installation_id else github.app_client()
+        data = job.data
+        event = sansio.Event(data, event=job.event, delivery_id=job.delivery_id)
+        if not router.fetch(event):
+            run.outcome = "ignored"
+            return
+        key, sha = job_key(job.event, data)
+        if key and not await run.claim(key, sha):
+            log.info("delivery superseded by a later one for the same pull request", key=key)
+            run.outcome = "superseded"
+            return
+        installation_id = job.installation_id or (data.get("installation") or {}).get("id")
+        gh = github.installation_client(installation_id) if installation_id else github.app_client()
         await router.dispatch(event, gh, Context(github=github, gh=gh, run=run, settings=settings))
     return handle
 
 
 def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: JobQueue | None = None,
-               router: Router | None = None, metrics: Metrics | None = None,
-               deliveries: DeliveryLog | None = None) -> web.Application:
+               router: Router | None = None, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
     if github is None:
         github = GitHubApp(app_id=settings.app_id, private_key=settings.private_key, base_url=settings.github_url,
@@ -59,19 +69,17 @@ def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: Jo
         extra = {"max_pending": settings.max_pending} if settings.queue == "memory" else {
             "prefix": settings.queue_prefix}
         queue = make_queue(settings.queue, workers=settings.workers, job_timeout=settings.job_timeout,
-                           metrics=metrics, **extra)
+                           metrics=metrics, dedup_ttl=settings.delivery_ttl, **extra)
     if router is None:
         router = build_router()
-    if deliveries is None:
-        deliveries = (RedisDeliveries(queue.redis, queue.prefix, settings.delivery_ttl)
-                      if isinstance(queue, RedisQueue) else MemoryDeliveries(settings.delivery_ttl))
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS], app[GITHUB_APP], app[QUEUE], app[ROUTER], app[METRICS] = settings, github, queue, router, metrics
     app[BACKGROUND] = []
-    app.router.add_post("/webhook", WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router,
-                                                    deliveries=deliveries, metrics=metrics,
-                                                    max_body=settings.max_body_bytes).handle)
+    endpoint = WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router, metrics=metrics,
+                               max_body=settings.max_body_bytes)
+    queue.busy = lambda: endpoint.in_flight > 0
+    app.router.add_post("/webhook", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.on_startup.append(_start)

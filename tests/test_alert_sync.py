@@ -50,7 +50,7 @@ def sekoia_app(items: list[dict], log: list[dict], fail_first: bool = True) -> w
             return web.json_response({"message": "slow down"}, status=429, headers={"Retry-After": "0"})
         q = request.query
         log.append(dict(q))
-        limit, offset = int(q.get("limit", 20)), int(q.get("offset", 0))
+        limit, offset = min(int(q.get("limit", 20)), 4), int(q.get("offset", 0))  # the API caps pages at 4
         start, end = (datetime.fromisoformat(x) for x in q["date[created_at]"].split(","))
         selected = [it for it in items if start.timestamp() <= it["created_at"] <= end.timestamp()
                     and ("match[rule_uuid]" not in q or it["rule"]["uuid"] == q["match[rule_uuid]"])]
@@ -71,8 +71,8 @@ async def test_sekoia_paging_statuses_and_rule_filter(aiohttp_server, tmp_path):
         alerts = sekoia_alerts(session, str(server.make_url("/")), "key-123", NOW - timedelta(days=30),
                                NOW + timedelta(seconds=1), rule_map, stats, page_size=5)
         result = await store.upsert_stream(alerts, batch_size=7)
-        assert result.inserted == 23 and stats.fetched == 23 and stats.pages == 5
-        assert [q["offset"] for q in log] == ["0", "5", "10", "15", "20"]
+        assert result.inserted == 23 and stats.fetched == 23 and stats.pages == 6
+        assert [q["offset"] for q in log] == ["0", "4", "8", "12", "16", "20"]   # pages shorter than asked
         assert all(q["limit"] == "5" and q["sort"] == "created_at" for q in log)
         got = {i: await store.get("sekoia", f"0000{i:04d}-aaaa-4bbb-8ccc-000000000000") for i in range(23)}
         # legacy statuses
@@ -95,7 +95,7 @@ async def test_sekoia_paging_statuses_and_rule_filter(aiohttp_server, tmp_path):
                               NOW + timedelta(seconds=1), rule_map, stats2, rule_uuids=[SIGMA_1], page_size=100)
         result = await store.upsert_stream(again)
         assert (result.inserted, result.updated) == (0, 11)
-        assert [q["match[rule_uuid]"] for q in log] == [SIGMA_1]
+        assert [q["match[rule_uuid]"] for q in log] == [SIGMA_1] * 3   # 11 alerts, 4 a page
         assert await store.count() == 23
 
 

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.metrics import Metrics
-from bot.queue import (SHUTDOWN, SUPERSEDED, Job, JobRun, MemoryQueue, QueueClosed, RedisQueue, current_run,
-                       job_log_fields, make_queue)
+from bot.queue import (SHUTDOWN, SUPERSEDED, Job, JobRun, MemoryQueue, QueueClosed, QueueFull, RedisQueue,
+                       current_run, job_log_fields, make_queue)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -354,3 +355,81 @@ def test_make_queue_parses_the_setting():
     assert isinstance(make_queue("memory"), MemoryQueue)
     with pytest.raises(ValueError, match="unknown queue"):
         make_queue("rabbitmq://x")
+
+
+async def test_a_later_arrival_keeps_the_key_against_an_older_claim(make):
+    """Two workers (or processes) may parse two deliveries of one PR out of order: the later arrival wins."""
+    results = {}
+    both_started = asyncio.Event()
+    started = []
+
+    async def handler(run: JobRun) -> None:
+        started.append(run.job.id)
+        if len(started) == 2:
+            both_started.set()
+        await both_started.wait()
+        n = run.job.payload["n"]
+        if n == 2:
+            results[2] = await run.claim("octo/rules#4")      # newer arrival claims first
+        else:
+            await asyncio.sleep(0.02)
+            results[1] = await run.claim("octo/rules#4")      # older arrival, claiming later: stale
+        results[f"current{n}"] = await run.is_current()
+
+    q = await make(handler)
+    older = job(None, n=1)
+    newer = job(None, n=2)
+    older.enqueued_at, newer.enqueued_at = 1000.0, 1001.0
+    await q.enqueue(older)
+    await q.enqueue(newer)
+    await wait_for(lambda: len(results) == 4)
+    assert results == {2: True, 1: False, "current2": True, "current1": False}
+
+
+async def test_webhook_jobs_carry_the_raw_body_and_parse_it_once(make):
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.data["action"])
+
+    q = await make(handler)
+    await q.enqueue(Job("pull_request", body='{"action": "opened", "repository": {"full_name": "o/r"}}'))
+    await wait_for(lambda: seen == ["opened"])
+    j = Job("pull_request", body='{"action": "x"}')
+    assert json.loads(j.dumps())["payload"] is None and Job.loads(j.dumps()).data == {"action": "x"}
+
+
+async def test_enqueue_once_drops_a_repeated_delivery_id(make):
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.delivery_id)
+
+    q = await make(handler)
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-1"), once="d-1") is True
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-1"), once="d-1") is False
+    assert await q.enqueue(Job("ping", {}, delivery_id="d-2"), once="d-2") is True
+    await wait_for(lambda: sorted(seen) == ["d-1", "d-2"])
+    await asyncio.sleep(0.05)
+    assert sorted(seen) == ["d-1", "d-2"]
+
+
+async def test_a_delivery_that_could_not_be_queued_leaves_no_record():
+    gate = asyncio.Event()
+
+    async def handler(run: JobRun) -> None:
+        await gate.wait()
+
+    q = MemoryQueue(workers=1, max_pending=1)
+    await q.start(handler)
+    try:
+        await q.enqueue(Job("ping", {}), once="a")
+        await wait_for(lambda: len(q.running) == 1)
+        await q.enqueue(Job("ping", {}), once="b")               # waits: the queue is now full
+        with pytest.raises(QueueFull):
+            await q.enqueue(Job("ping", {}), once="c")
+        gate.set()
+        await q.join()
+        assert await q.enqueue(Job("ping", {}), once="c") is True  # the redelivery is accepted
+    finally:
+        await q.close(1)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from .report import RuleKpi
-from .stats import pct
+from .stats import format_p, pct
 
 MARKER = "<!-- detbot:kpi -->"
 GITHUB_LIMIT = 65_536
@@ -19,7 +19,7 @@ SERIES = (("open", "#bf8700", "🟨"), ("closed", "#1a7f37", "🟩"), ("rejected
           ("benign", "#8250df", "🟪"))
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 
-ChangedRule = tuple  # (rule_id, title, path)
+ChangedRule = tuple[str, str, str]  # (rule_id, title, path) of a rule the pull request changes
 
 
 def size(text: str) -> int:
@@ -63,7 +63,8 @@ def _row(k: RuleKpi, cell: str) -> str:
     w = k.week
     change = f"{w.current} vs {w.previous}"
     if w.significant:
-        change += f"<br>{w.log2:+.1f} log₂, p={w.p_value:.3f}" if w.p_value >= 0.001 else f"<br>{w.log2:+.1f} log₂, p<0.001"
+        p = format_p(w.p_value)
+        change += f"<br>{w.log2:+.1f} log₂, p{p if p.startswith('<') else '=' + p}"
     return (f"| {cell} | {k.total:,} | {k.open:,} | {k.closed:,} | {k.rejected:,} | {k.benign:,} | {rejection} "
             f"| {change} | {w.trend} |")
 

@@ -16,7 +16,10 @@ from .settings import ImportSettings, RuleMap
 from .store import Alert, AlertStore, UpsertResult
 
 FORMATS = ("csv", "jsonl")
-MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
+MAX_FIELD = 1 << 20
+# The record's fields in the order AlertReader.alert takes them.
+FIELD_ORDER = ("alert_id", "source", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
+               "stage", "verdict", "status")  # one field of an alert export is never a megabyte; a longer one is a broken row
 
 
 @dataclass
@@ -55,56 +58,49 @@ class AlertReader:
         self.settings, self.rule_map, self.on_error = settings, rule_map, on_error
         self.rows = 0
         self.errors = 0
-        col = settings.column
-        self._cols = {name: col(name) for name in
-                      ("source", "alert_id", "rule_id", "platform_rule_id", "rule_title", "created_at",
-                       "closed_at", "stage", "verdict", "status")}
+        self._cols = {name: settings.column(name) for name in FIELD_ORDER}
 
     def _fail(self, line: int, message: str) -> None:
         self.errors += 1
         self.on_error(RowError(line, message))
 
-    def alert(self, line: int, get: Callable[[str], Any], record: dict | None) -> Alert | None:
+    def alert(self, line: int, v: list[Any], record: dict | None) -> Alert | None:
+        """An alert from one record's values, in the order of FIELD_ORDER."""
+        alert_id, source, rule_id, platform, title, created_raw, closed_raw, stage_raw, verdict_raw, status_raw = v
         c = self._cols
-
-        def text(name: str) -> str:
-            v = get(c[name])
-            return "" if v is None else str(v).strip()
-
         try:
-            alert_id = text("alert_id")
+            alert_id = _text(alert_id)
             if not alert_id:
                 raise ValueError(f"no alert id (column {c['alert_id']!r})")
-            platform = text("platform_rule_id")
-            rule_id = text("rule_id") or self.rule_map.sigma_id(platform, record)
+            platform = _text(platform)
+            rule_id = _text(rule_id) or self.rule_map.sigma_id(platform, record)
             if not rule_id:
                 raise ValueError(f"no rule id (column {c['rule_id']!r})" +
                                  (f", and platform rule {platform!r} is not mapped" if platform else ""))
-            created = timestamp(get(c["created_at"]))
-            closed_raw = get(c["closed_at"])
+            created = timestamp(created_raw)
             closed = timestamp(closed_raw) if closed_raw not in (None, "") else None
-            stage_raw, verdict_raw = get(c["stage"]), get(c["verdict"])
             if stage_raw not in (None, ""):
                 stage, verdict = stage_of(stage_raw), verdict_of(verdict_raw)
             else:
-                status_raw = get(c["status"])
                 if status_raw in (None, ""):
                     raise ValueError(f"no status (column {c['status']!r} or {c['stage']!r})")
                 stage, verdict = status_of(status_raw, self.settings.statuses)
                 if verdict_raw not in (None, ""):
                     verdict = verdict_of(verdict_raw)
-            return Alert(text("source") or self.settings.source, alert_id, rule_id, created, stage, verdict,
-                         platform, text("rule_title"), closed)
+            return Alert(_text(source) or self.settings.source, alert_id, rule_id, created, stage, verdict,
+                         platform, _text(title), closed)
         except ValueError as e:
             self._fail(line, str(e))
             return None
 
     def csv_alerts(self, stream: BinaryIO) -> Iterator[Alert]:
-        lines = _decoded_lines(stream)
+        lines = _DecodedLines(stream)
         reader = csv.reader(lines, strict=False)
         header: list[str] | None = None
+        positions: list[int | None] = []
         last_line = 0
         while True:
+            bad_before = lines.bad
             try:
                 row = next(reader)
             except StopIteration:
@@ -124,22 +120,23 @@ class AlertReader:
                     raise ImportFailed(f"line 1: the header has no column {', '.join(map(repr, missing))} "
                                        f"(columns are mapped under alerts.import.columns)")
                 index = {name: i for i, name in enumerate(header)}
+                positions = [index.get(self._cols[f]) for f in FIELD_ORDER]
                 continue
             if not row or row == [""]:
                 continue
             self.rows += 1
-            if any(_undecodable(v) for v in row):
+            if lines.bad != bad_before:
                 self._fail(line, "not valid UTF-8")
                 continue
             if len(row) != len(header):
                 self._fail(line, f"{len(row)} fields where the header has {len(header)}")
                 continue
-            values = row
-            a = self.alert(line, lambda name: values[index[name]] if name in index else None, None)
+            a = self.alert(line, [None if i is None else row[i] for i in positions], None)
             if a is not None:
                 yield a
 
     def jsonl_alerts(self, stream: BinaryIO) -> Iterator[Alert]:
+        paths = [self._cols[f] for f in FIELD_ORDER]
         for number, raw in enumerate(stream, 1):
             if not raw.strip():
                 continue
@@ -152,7 +149,7 @@ class AlertReader:
             if not isinstance(record, dict):
                 self._fail(number, "not a JSON object")
                 continue
-            a = self.alert(number, lambda name: get_path(record, name), record)
+            a = self.alert(number, [get_path(record, p) for p in paths], record)
             if a is not None:
                 yield a
 
@@ -161,14 +158,24 @@ class ImportFailed(Exception):
     """The file cannot be imported at all (no header, unreadable): nothing was written."""
 
 
-def _undecodable(value: str) -> bool:
-    return not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value)
+def _text(value: Any) -> str:
+    return "" if value is None else (value.strip() if isinstance(value, str) else str(value))
 
 
-def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
-    # surrogateescape keeps a line with bad bytes parseable; the reader then reports it as not UTF-8.
-    for raw in stream:
-        yield raw.decode("utf-8", "surrogateescape")
+class _DecodedLines:
+    """Lines as text for the CSV reader; a line that is not UTF-8 still parses (surrogateescape) but is counted,
+    so the reader can skip the record it belongs to."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream, self.bad = stream, 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.stream:
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.bad += 1
+                yield raw.decode("utf-8", "surrogateescape")
 
 
 class _Counting:

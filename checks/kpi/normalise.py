@@ -1,6 +1,7 @@
 """Turning what SIEMs and exports say into the normalised record: statuses, verdicts, timestamps, field paths."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -30,9 +31,18 @@ VERDICT_WORDS = {"true_positive": "true_positive", "tp": "true_positive", "malic
                  "other": "undetermined", "duplicate": "undetermined"}
 
 
+_SEPARATORS = re.compile(r"[\s\-]+")
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+@functools.lru_cache(maxsize=4096)
+def _word(text: str) -> str:
+    return _SEPARATORS.sub("_", text.strip().lower())
+
+
 def word(value: Any) -> str:
     """`In progress`, `in-progress` and `IN_PROGRESS` are one word."""
-    return re.sub(r"[\s\-]+", "_", str(value).strip().lower())
+    return _word(value if isinstance(value, str) else str(value))
 
 
 def status_of(value: Any, table: dict[str, tuple[str, str | None]] | None = None) -> tuple[str, str | None]:
@@ -69,7 +79,7 @@ def timestamp(value: Any) -> datetime:
         raise ValueError("missing timestamp")
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
+        if text[:1].isdigit() and _NUMBER.fullmatch(text):
             value = float(text)
         else:
             try:

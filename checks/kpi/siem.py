@@ -119,7 +119,8 @@ async def sekoia_alerts(session: aiohttp.ClientSession, base_url: str, api_key: 
                 yield a
             offset += len(items)
             total = page.get("total")
-            if not items or (isinstance(total, int) and offset >= total) or len(items) < page_size:
+            # `total` decides when it is known: the API may cap `limit` below what was asked.
+            if not items or (offset >= total if isinstance(total, int) else len(items) < page_size):
                 break
 
 

@@ -39,6 +39,8 @@ PARSER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("ok", "unparsed", "error")
 MAX_ERROR_BODY = 300
 RETRY_STATUSES = {429, 502, 503, 504}
+# An answer beyond this is refused rather than held in memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -250,7 +252,15 @@ class _HttpBase:
         try:
             async with self.session().request(method, url, json=body, timeout=self.timeout,
                                               headers=self.headers) as resp:
-                text = await resp.text()
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise BackendError(f"{self.name}: answer to {method} {url} is larger than "
+                                           f"{MAX_ANSWER_BYTES:,} bytes; lower batch_size")
+                    chunks.append(chunk)
+                text = b"".join(chunks).decode("utf-8", errors="replace")
                 if resp.status >= 300:
                     message = f"{self.name}: HTTP {resp.status} from {method} {url}: {_error_reason(text)}"
                     raise (_Transient if resp.status in RETRY_STATUSES else BackendError)(message)
