@@ -209,14 +209,15 @@ def _combine(children: list[list[list[tuple]]], conjunction: bool) -> list[list[
         return children[0]
     # (A1 and A2) or (B1 and B2) = (A1 or B1) and (A1 or B2) and (A2 or B1) and (A2 or B2):
     # distribute while the product stays small, keep the most selective resulting clauses.
-    product: list[list[tuple]] = [[]]
+    product: list[tuple[float, list[tuple]]] = [(0.0, [])]
     for child in children:
         if len(product) * len(child) > 64:
             return [[a for child in children for a in min(child, key=_chance)]]
-        product = [acc + clause for acc in product for clause in child]
-    ranked = sorted(product, key=_chance)
-    kept = [c for c in ranked[:MAX_CLAUSES] if _chance(c) < USEFUL]
-    return kept or ranked[:1]
+        scored = [(_chance(clause), clause) for clause in child]
+        product = [(p + q, acc + clause) for p, acc in product for q, clause in scored]
+    product.sort(key=lambda pc: pc[0])
+    kept = [c for p, c in product[:MAX_CLAUSES] if p < USEFUL]
+    return kept or [product[0][1]]
 
 
 _NO_REFS: frozenset[str] = frozenset()

@@ -152,6 +152,7 @@ def plain_shapes(v: Any) -> list[tuple] | None:
     return [(kind, text if low == text else low, False)]  # share pySigma's string when already lower
 
 
+@lru_cache(maxsize=65536)
 def shape_atom(kind: str, text: str, cased: bool = False) -> tuple:
     """("s", RE2 pattern on lower-cased text, rough chance it holds in an event)."""
     esc = re.escape(text.lower())
