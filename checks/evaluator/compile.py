@@ -390,6 +390,12 @@ class _Detection:
 
 
 class CompiledRule:
+    """A rule compiled once. `rule`, `identifiers`, `fields`, `detections` (name -> compiled
+    detection), `trees` (expanded condition trees) and `errors` (compile-time problems) are public."""
+
+    # A catalog holds thousands of these: no per-instance __dict__.
+    __slots__ = ("rule", "errors", "trees", "identifiers", "detections", "_fields", "_fast", "_outcome_fn")
+
     def __init__(self, rule: SigmaRule, placeholders: dict[str, list[str]] | None = None,
                  data: Mapping[str, Any] | None = None):
         self.rule = rule
