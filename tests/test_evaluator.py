@@ -106,6 +106,12 @@ def test_hostile_regex_times_out_and_is_reported():
     assert not r.matched
     assert r.errors and "timed out" in r.errors[0]
     assert not c.matches(event)
+    # the limit is paid once per pattern: further events are refused at once, still reported
+    t = time.monotonic()
+    for _ in range(20):
+        r = c.evaluate({"f": "a" * 30 + "?"}, full=True)
+        assert not r.matched and "timed out" in r.errors[0]
+    assert time.monotonic() - t < 1
 
 
 def test_cidr_ipv4_and_ipv6():

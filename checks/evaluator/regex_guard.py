@@ -24,6 +24,9 @@ _RE2_OPTIONS.log_errors = False  # otherwise every look-around is logged to stde
 _FLAG_LETTERS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"))
 
 
+_TIMED_OUT: set[tuple[str, int]] = set()  # patterns that hit the time limit in this process
+
+
 class RegexTimeout(Exception):
     """A search ran out of time: the pattern backtracks catastrophically on this input."""
 
@@ -53,9 +56,15 @@ class GuardedRegex:
             self._compile()
         if self.engine == "re2":
             return self._search(text) is not None
+        key = (self.pattern, self.flags)
+        if key in _TIMED_OUT:
+            # Once is enough: a catalog replayed over thousands of events must not pay the time
+            # limit again and again for the same hostile pattern.
+            raise RegexTimeout(f"regular expression '{self.pattern}' timed out earlier; not run again")
         try:
             return self._search(text, timeout=self.timeout) is not None
         except TimeoutError as e:
+            _TIMED_OUT.add(key)
             raise RegexTimeout(f"regular expression '{self.pattern}' timed out after {self.timeout}s") from e
 
 
