@@ -1,14 +1,14 @@
 """RuleSet's prefilter never changes an outcome: it only skips rules that cannot match."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+import random
+
+from hypothesis import given, settings
 
 from bench.evaluator_corpus import make_events, make_rule
 from checks.evaluator import EventView, RuleSet, compile_rule
 from checks.rulefile import build_rule
 from tests.test_evaluator_differential import COMPILED, EVENTS
-
-import random
 
 
 def _corpus(n: int):

@@ -485,6 +485,9 @@ class CompiledRule:
         return self._outcome(identifier_values)
 
     def evaluate(self, event: Mapping[str, Any] | EventView, full: bool = False) -> Evaluation:
+        """full=True: every identifier and every item, items in YAML order. Otherwise the
+        condition short-circuits: `identifiers` holds the ones it needed and `items` is empty.
+        `errors` holds compile-time problems and any regex time-out met on this event."""
         view = view_of(event)
         start = len(view.errors)
         if full:

@@ -29,14 +29,13 @@ from sigma.types import (
     SigmaNull,
     SigmaNumber,
     SigmaRegularExpression,
-    SigmaRegularExpressionFlag,
     SigmaString,
     SigmaTimestampPart,
     SpecialChars,
     TimestampPart,
 )
 
-from .event import EventView, FieldValue, number_of
+from .event import EventView, FieldValue
 from .regex_guard import GuardedRegex, RegexTimeout
 
 Test = Callable[[FieldValue, EventView], bool]
