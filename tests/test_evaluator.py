@@ -323,3 +323,17 @@ def test_yaml_timestamps_in_events_compare_as_iso_text():
     when = datetime(2024, 5, 1, 13, 45, tzinfo=timezone.utc)
     assert m(sel("ts|startswith", "2024-05-01T13"), {"ts": when})
     assert m(sel("ts|hour", 13), {"ts": when})
+
+
+def test_hostile_events_do_not_crash():
+    deep: dict = {"x": "mimikatz"}
+    for _ in range(5000):
+        deep = {"a": [deep]}
+    c = compiled({"keywords": ["mimikatz"], "condition": "keywords"})
+    assert m(c, deep)
+    assert not m(sel("f", "x"), ["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert list(EventView({"a": [1, {"b": None, "c": "z"}], "d": True}).leaves().scalars) == [1, "z", True]
+    nested: list = ["x"]
+    for _ in range(5000):
+        nested = [nested]
+    assert m(sel("f", "x"), {"f": nested})

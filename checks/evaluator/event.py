@@ -82,12 +82,18 @@ class FieldValue:
 
 
 def _flatten(values: Any) -> list:
+    """Elements of nested lists, in order (iteratively: hostile nesting must not blow the stack)."""
     out = []
-    for v in values:
-        if isinstance(v, (list, tuple)):
-            out.extend(_flatten(v))
-        elif v is not None:
-            out.append(v)
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, (list, tuple)):
+                stack.append(iter(v))
+                break
+            if v is not None:
+                out.append(v)
+        else:
+            stack.pop()
     return out
 
 

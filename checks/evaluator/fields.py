@@ -25,6 +25,8 @@ MISSING: Any = _Missing()
 
 def lookup(event: Mapping[str, Any], field: str) -> Any:
     """The event's value for `field`, or MISSING."""
+    if not isinstance(event, Mapping):
+        return MISSING
     value = event.get(field, MISSING)
     if value is not MISSING or "." not in field:
         return value
@@ -61,12 +63,18 @@ def _path(node: Any, field: str) -> Any:
 
 
 def leaf_values(value: Any) -> Iterator[Any]:
-    """Every scalar in an event (keyword searches look at all of them), nested ones included."""
-    if isinstance(value, Mapping):
-        for v in value.values():
-            yield from leaf_values(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from leaf_values(v)
-    elif value is not None:
-        yield value
+    """Every scalar in an event (keyword searches look at all of them), nested ones included, in
+    document order. Iterative: a hostile event nested thousands deep must not blow the stack."""
+    stack = [iter((value,))]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, Mapping):
+                stack.append(iter(v.values()))
+                break
+            if isinstance(v, (list, tuple)):
+                stack.append(iter(v))
+                break
+            if v is not None:
+                yield v
+        else:
+            stack.pop()
