@@ -337,3 +337,7 @@ def test_hostile_events_do_not_crash():
     for _ in range(5000):
         nested = [nested]
     assert m(sel("f", "x"), {"f": nested})
+    users: list = [{"email": "a@b"}]
+    for _ in range(5000):
+        users = [users]
+    assert m(sel("users.email", "a@b"), {"users": users})

@@ -48,9 +48,10 @@ def _path(node: Any, field: str) -> Any:
             dot = field.find(".", dot + 1)
         return MISSING
     if isinstance(node, list):
-        # `users.email` over a list of user objects: every element's value counts.
+        # `users.email` over a list of user objects: every element's value counts. Nested lists
+        # are walked iteratively, so recursion only follows the dots of the field name.
         out = []
-        for element in node:
+        for element in _mappings_in(node):
             found = _path(element, field)
             if found is MISSING:
                 continue
@@ -60,6 +61,19 @@ def _path(node: Any, field: str) -> Any:
                 out.append(found)
         return out if out else MISSING
     return MISSING
+
+
+def _mappings_in(values: list) -> Iterator[Mapping]:
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list):
+                stack.append(iter(v))
+                break
+            if isinstance(v, Mapping):
+                yield v
+        else:
+            stack.pop()
 
 
 def leaf_values(value: Any) -> Iterator[Any]:
