@@ -148,3 +148,29 @@ def write_corpus(directory: Path, n_rules: int, seed: int = 7) -> list[Path]:
 def make_events(n: int, seed: int = 11) -> list[dict[str, Any]]:
     r = random.Random(seed)
     return [make_event(r) for _ in range(n)]
+
+
+def events_for_logsources(logsources: list, n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """Events for bench/corpus.py's rules: each draws one log source and fills its fields from the
+    same value pools the rules use, decorated so that prefixes, suffixes and substrings matter."""
+    import ipaddress
+    r = random.Random(seed)
+    out = []
+    for _ in range(n):
+        _, _, fields = r.choice(logsources)
+        event: dict[str, Any] = {}
+        for key, pool in fields.items():
+            name, _, mods = key.partition("|")
+            if r.random() < 0.15:
+                continue  # absent field
+            v = r.choice(pool)
+            if "cidr" in mods:
+                net = ipaddress.ip_network(v)
+                host = net.network_address + r.randrange(min(net.num_addresses, 1 << 16))
+                event[name] = str(host) if r.random() < 0.6 else r.choice(IPS)
+            elif isinstance(v, str):
+                event[name] = r.choice(["", "C:\\Windows\\", "x "]) + v + r.choice(["", " -a", ".bak"])
+            else:
+                event[name] = v
+        out.append(event)
+    return out
