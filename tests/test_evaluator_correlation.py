@@ -109,3 +109,12 @@ def test_temporal_with_extended_condition():
     assert r.threshold == "failed_logon and not successful_logon"
     # a window starting at the success sees only it; the one starting at the failure sees both
     assert not r.groups[("a",)].reached
+
+
+def test_events_are_taken_in_time_order():
+    c = corr({"type": "temporal_ordered", "rules": ["failed_logon", "successful_logon"],
+              "group-by": ["User"], "timespan": "1m"})
+    # listed success first, but the failure happened first
+    events = [at(10, EventID=4624, User="a"), at(0, EventID=4625, User="a")]
+    r = evaluate_correlation(c, RULES, events)
+    assert r.matched and r.groups[("a",)].events == [1, 0]

@@ -141,6 +141,8 @@ def evaluate_correlation(corr: SigmaCorrelationRule, rules: Mapping[str, Compile
             groups.setdefault(key, []).append((index, when, ref, value))
 
     for key, hits in groups.items():
+        if all(h[1] is not None for h in hits):
+            hits.sort(key=lambda h: (h[1], h[0]))  # time order, ties in the order given
         best, reached, best_window = 0, False, []
         for start in range(len(hits)):
             window = _window(hits, start, span)
