@@ -15,6 +15,7 @@ from checks.kpi.store import StoreError, open_store
 
 STORE_ENV = "DETBOT_ALERTS_STORE"
 MAX_SHOWN_ERRORS = 50
+PROGRESS_MIN_BYTES = 4 << 20  # smaller files are read before a progress line would help
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -53,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 class ByteProgress:
     """One self-overwriting line on stderr while a large file is read, only on a terminal."""
 
-    def __init__(self, label: str, min_bytes: int = 4 << 20) -> None:
-        self.label, self.min_bytes = label, min_bytes
+    def __init__(self, label: str) -> None:
+        self.label, self.min_bytes = label, PROGRESS_MIN_BYTES
         self.enabled = sys.stderr.isatty()
         self.shown = False
 
