@@ -91,7 +91,7 @@ def make_rule(r: random.Random, i: int) -> tuple[dict[str, Any], list[dict[str, 
                 det[name] = {"ParentImage|endswith": "\\" + r.choice(PARENTS)}
             filters.append(name)
         sel_part = sels[0] if len(sels) == 1 else ("all of selection*" if r.random() < 0.6 else "1 of selection*")
-        det["condition"] = sel_part + (f" and not 1 of filter_main_*" if filters else "")
+        det["condition"] = sel_part + (" and not 1 of filter_main_*" if filters else "")
         match: dict[str, Any] = {"ParentImage": "C:\\Windows\\explorer.exe"}
         chosen = sels if sel_part.startswith("all") or len(sels) == 1 else sels[:1]
         for s in chosen:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from posixpath import dirname
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 import structlog
@@ -214,23 +214,47 @@ class PullRequestSnapshot:
 
 
 async def snapshot(gh: Any, repo: str, number: int, head_sha: str, config: Config,
-                   fetcher: Fetcher | None = None) -> PullRequestSnapshot:
-    """The changed files, the tree at the head SHA and the touched rule bundles' files."""
+                   fetcher: Fetcher | None = None, *, all_rules: bool | None = None,
+                   extra: Callable[[Iterable[str]], Iterable[str]] | None = None) -> PullRequestSnapshot:
+    """The changed files, the tree at the head SHA and the touched rule bundles' files.
+
+    `all_rules`: also fetch every rule file up front (default: when the syntax check, which looks for duplicate
+    ids across the repository, is enabled). `extra(tree paths)` names more files to fetch (replay's parsers)."""
     fetcher = fetcher or Fetcher(gh, repo)
     changed = await list_changed_files(gh, repo, number)
     needed_dirs = {dirname(p) for p in changed.paths} | {dirname(CONFIG_PATH)}
     tree = await fetcher.tree(head_sha, needed_dirs)
+    return await _snapshot_of(fetcher, tree, changed, config, all_rules, extra, f"{repo}#{number}@{head_sha}")
+
+
+async def branch_snapshot(gh: Any, repo: str, ref: str, config: Config, *,
+                          extra: Callable[[Iterable[str]], Iterable[str]] | None = None) -> PullRequestSnapshot:
+    """Every rule bundle of a branch (the daily replay of the whole catalog)."""
+    fetcher = Fetcher(gh, repo)
+    tree = await fetcher.tree(ref)
+    rules = [p for p in tree if is_rule_path(p, config)]
+    return await _snapshot_of(fetcher, tree, ChangedFiles(rules, listed=len(rules)), config, True, extra,
+                              f"{repo}@{ref}")
+
+
+async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedFiles, config: Config,
+                       all_rules: bool | None, extra: Callable[[Iterable[str]], Iterable[str]] | None,
+                       label: str) -> PullRequestSnapshot:
     listing_only = MemorySource({}, tree.keys())
     bundles = bundles_for_changed(changed.paths, listing_only, config)
     wanted = {p for b in bundles for p in b.paths() if p}
-    if bundles and config.check("syntax").enabled:
-        # The syntax check looks for duplicate rule ids across the whole repository: fetch every rule file now,
-        # concurrently (and from the blob cache after the first pull request), rather than one by one later.
+    if all_rules is None:
+        # The syntax check looks for duplicate rule ids across the whole repository: fetch every rule file
+        # now, concurrently (and from the blob cache after the first pull request), not one by one later.
+        all_rules = bool(bundles) and config.check("syntax").enabled
+    if all_rules:
         rules = [p for p in tree if is_rule_path(p, config)]
         if len(rules) <= MAX_PREFETCH_RULES:
             wanted.update(rules)
+    if extra is not None:
+        wanted.update(extra(tree.keys()))
     files = await fetcher.blobs(tree, wanted)
     source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
-    log.info("fetch.snapshot", repo=repo, pr=number, head_sha=head_sha, changed=len(changed),
-             rules=len(bundles), files=len(files), requests=fetcher.requests)
+    log.info("fetch.snapshot", target=label, changed=len(changed), rules=len(bundles), files=len(files),
+             requests=fetcher.requests)
     return PullRequestSnapshot(source, changed, [b.rule_path for b in bundles])

@@ -39,9 +39,13 @@ class _Metric:
         self._lock = threading.Lock()
 
     def _key(self, labels: dict[str, object]) -> LabelKey:
-        if set(labels) != set(self.labelnames):
+        try:
+            key = tuple((n, str(labels[n])) for n in self.labelnames)
+        except KeyError:
+            key = ()
+        if len(key) != len(labels) or len(key) != len(self.labelnames):
             raise ValueError(f"{self.name}: labels {sorted(labels)} != {sorted(self.labelnames)}")
-        return tuple((n, str(labels[n])) for n in self.labelnames)
+        return key
 
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]

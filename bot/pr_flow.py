@@ -20,11 +20,12 @@ from gidgethub import HTTPException
 
 from checks.config import Config, ConfigError
 from checks.findings import Finding
-from checks.runner import CHECK_MODULES, RunResult, run_checks
+from checks.runner import RunResult, run_checks
 
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
 from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text
-from .summary import (Output, render_check_output, render_config_error, render_disabled, render_skipped)
+from .summary import (TRUNCATED_NOTE, Output, render_check_output, render_config_error, render_disabled,
+                      render_skipped)
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +106,7 @@ async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
 
 
 async def publish_results(runs: CheckRunSet, result: RunResult, settings: PublishSettings,
-                          checks: Iterable[str]) -> dict[str, str]:
+                          checks: Iterable[str], note: str = "") -> dict[str, str]:
     by_check = group_by_check(result.findings)
     shown = [c for c in PR_CHECKS if c in result.checks_run]
 
@@ -116,7 +117,7 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
             return check, await runs.conclude(check, "skipped", out)
         mine = by_check.get(check, [])
         left_out = max(0, len(mine) - settings.max_annotations)
-        output = render_check_output(check, result.bundles, result.findings, shown, left_out)
+        output = render_check_output(check, result.bundles, result.findings, shown, left_out, note)
         return check, await runs.conclude(check, conclusion_for(mine, settings), output, mine,
                                           settings.max_annotations)
 
@@ -128,17 +129,27 @@ async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
     await runs.cancel_pending()
 
 
+@dataclass
+class FlowResult:
+    conclusions: dict[str, str]
+    config: Config | None = None
+    snapshot: PullRequestSnapshot | None = None
+
+
 async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: IsCurrent | None = None,
                              executor: Executor | None = None, checks: Iterable[str] = PR_CHECKS,
-                             ) -> dict[str, str]:
-    """Run the checks for one head SHA and conclude its check runs. Returns check -> conclusion posted."""
+                             ) -> FlowResult:
+    """Run the checks for one head SHA and conclude its check runs (`conclusions`: check -> conclusion
+    posted). The config and snapshot are handed back for the work that follows (the KPI comment)."""
+    config: Config | None = None
+    snap: PullRequestSnapshot | None = None
     started = time.perf_counter()
     bound = log.bind(repo=target.repo, pr=target.number, head_sha=target.head_sha)
     runs = CheckRunSet(gh, target.repo, target.head_sha, checks, external_id=target.key,
                        **({"is_current": is_current} if is_current else {}))
     if is_current is not None and not await is_current():
         bound.info("pr_flow.stale_before_start")
-        return {}
+        return FlowResult({})
     # Shielded: a cancellation while the runs are being created must still let us learn their ids to
     # conclude them.
     creating = asyncio.ensure_future(runs.create())
@@ -152,21 +163,23 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             text = config_error_text(e)
             bound.info("pr_flow.config_error", error=text)
             await runs.conclude_pending("failure", lambda c: render_config_error(c, text))
-            return dict(runs.concluded)
+            return FlowResult(dict(runs.concluded))
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
         if not snap.rule_paths:
-            await runs.conclude_pending("skipped", lambda c: render_skipped(c, snap.changed.listed))
-            return dict(runs.concluded)
+            changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
+            await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count, note))
+            return FlowResult(dict(runs.concluded), config, snap)
         disabled = [c for c in runs.checks if not config.check(c).enabled]
         await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))
         if not await runs.is_current():
             await runs.cancel_pending()
-            return dict(runs.concluded)
+            return FlowResult(dict(runs.concluded), config, snap)
         result = await run_checks_off_loop(snap, config, executor)
-        await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled])
+        await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled],
+                              TRUNCATED_NOTE if snap.changed.truncated else "")
         bound.info("pr_flow.done", rules=len(snap.rule_paths), findings=len(result.findings),
                    seconds=round(time.perf_counter() - started, 3), conclusions=runs.concluded)
-        return dict(runs.concluded)
+        return FlowResult(dict(runs.concluded), config, snap)
     except asyncio.CancelledError:
         bound.info("pr_flow.cancelled")
         await asyncio.shield(_cancel_after(creating, runs))
@@ -174,7 +187,7 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
     except Exception as e:  # noqa: BLE001 -- every failure must still conclude the runs
         bound.exception("pr_flow.error")
         await runs.fail_pending(describe_error(e))
-        return dict(runs.concluded)
+        return FlowResult(dict(runs.concluded), config, snap)
     finally:
         if runs.pending:
             await asyncio.shield(runs.fail_pending("detbot stopped before finishing this check"))

@@ -7,17 +7,19 @@ Two implementations of one interface:
   pending list to their own processing list (BLMOVE) and remove it only when done, so a crashed process's jobs are
   found (its heartbeat key expired) and put back: at-least-once delivery.
 
-Newest wins: a job may carry a `key` (e.g. "octo/rules#12", one pull request). Enqueuing (or `claim`ing) a newer
-job for a key cancels the running older one -- `asyncio.Task.cancel`, in this process directly, in other processes
-through a Redis pub/sub message -- and a "latest job" record per key lets any job ask `await run.is_current()`
-before it publishes. A job still waiting when a newer one for its key arrives is dropped when dequeued.
+Newest wins: a job may carry a `key` (e.g. "octo/rules#12", one pull request), given at enqueue time or claimed
+by the handler once it knows it (`run.claim(key)`; the server claims a pull request's key for its webhook jobs
+before dispatching them). Of two jobs for one key, the one that arrived later (`enqueued_at`) wins: claiming
+cancels the running older one -- `asyncio.Task.cancel`, in this process directly, in other processes through a
+Redis pub/sub message -- and a "latest job" record per key lets any job ask `await run.is_current()` before it
+publishes. A job still waiting when a newer one for its key is claimed is dropped when dequeued.
 
 Handlers get a `JobRun` (also reachable as `current_run()`):
 
-    run.job               the Job (event, payload, delivery id, key, sha)
-    await run.is_current()  False once a newer job for the same key exists: publish nothing for a stale SHA
-    await run.claim(key)  become the newest job for `key` now (when the key is only known after a lookup)
-    run.cancel_reason     why the task is being cancelled: "superseded", "shutdown", "timeout" (or None)
+    run.job                   the Job (event, data, delivery id, key, enqueued_at)
+    await run.claim(key)      become the newest job for `key`; False if a later arrival holds it (stale)
+    await run.is_current()    False once a newer job claimed one of this run's keys: publish nothing
+    run.cancel_reason         why the task is being cancelled: "superseded", "shutdown", "timeout" (or None)
 """
 from __future__ import annotations
 
@@ -47,8 +49,11 @@ LATEST_TTL = 7 * 24 * 3600
 
 @dataclass
 class Job:
+    """One unit of work. A webhook job carries the delivery's raw `body` (parsed by the worker, off the
+    webhook's answer path); jobs made in code carry a parsed `payload`. `data` gives the parsed form either way.
+    `enqueued_at` orders jobs of one key: the later arrival wins."""
     event: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None = None
     delivery_id: str = ""
     installation_id: int | None = None
     key: str | None = None
@@ -56,9 +61,22 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     enqueued_at: float = field(default_factory=time.time)
     attempt: int = 1
+    body: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self.payload is None:
+            parsed = json.loads(self.body or "{}")
+            if not isinstance(parsed, dict):
+                raise ValueError("webhook body is not a JSON object")
+            self.payload = parsed
+        return self.payload
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        d = asdict(self)
+        if self.body is not None:
+            d["payload"] = None      # the raw body is the source; do not store it twice
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: str | bytes) -> "Job":
@@ -91,6 +109,7 @@ class JobRun:
         self.cancel_reason: str | None = None
         self.keys: set[str] = {job.key} if job.key else set()
         self.started = time.monotonic()
+        self.outcome: str | None = None   # set by the handler for the metrics: e.g. "ignored", "stale"
 
     async def is_current(self) -> bool:
         """True while no newer job claimed any of this run's keys."""
@@ -99,10 +118,11 @@ class JobRun:
                 return False
         return True
 
-    async def claim(self, key: str, sha: str | None = None) -> None:
-        """Make this run the newest for `key`, cancelling older runs of it (anywhere)."""
+    async def claim(self, key: str, sha: str | None = None) -> bool:
+        """Make this run the newest for `key`, cancelling older runs of it (anywhere). False when a job that
+        arrived later holds the key already: this run is stale and should publish nothing."""
         self.keys.add(key)
-        await self.queue.claim(key, self.job.id, sha)
+        return await self.queue.claim(key, self.job.id, self.job.enqueued_at)
 
     def cancel(self, reason: str) -> bool:
         """Cancel the handler's task, once: a second cancel would interrupt the handler while it concludes
@@ -125,6 +145,9 @@ class JobQueue(abc.ABC):
         self.closing = False
         self._worker_tasks: list[asyncio.Task] = []
         self.processed = 0
+        self.in_hand = 0          # jobs taken from the queue and not finished (running or about to)
+        self.busy: Callable[[], bool] | None = None   # e.g. "webhook answers in progress" (set by the server)
+        self.max_defer = 0.25
 
     # -- interface ---------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -134,7 +157,9 @@ class JobQueue(abc.ABC):
     async def is_latest(self, key: str, job_id: str) -> bool: ...
 
     @abc.abstractmethod
-    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None: ...
+    async def claim(self, key: str, job_id: str, stamp: float) -> bool:
+        """Record `job_id` (arrived at `stamp`) as the newest job for `key` unless a later one holds it;
+        cancel the runs of older jobs for `key`. True when `job_id` now holds the key."""
 
     @abc.abstractmethod
     def depth(self) -> int:
@@ -168,17 +193,33 @@ class JobQueue(abc.ABC):
                 continue
             if job is None:
                 continue
-            if job.key and not await self.is_latest(job.key, job.id):
-                log.info("job superseded before start", job_id=job.id, key=job.key)
-                self._count("superseded")
-                await self._done(job)
-                continue
+            self.in_hand += 1
+            started = False
             try:
+                await self._yield_to_answers()
+                if job.key and not await self.is_latest(job.key, job.id):
+                    log.info("job superseded before start", job_id=job.id, key=job.key)
+                    self._count("superseded")
+                    await self._done(job)
+                    continue
+                started = True
                 await self._run(job)
             except asyncio.CancelledError:
+                if not started:     # stopped between taking the job and running it: give it back
+                    await asyncio.shield(self._done(job, requeue=True))
                 raise
             except Exception:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
                 log.exception("job bookkeeping failed", job_id=job.id)
+            finally:
+                self.in_hand -= 1
+
+    async def _yield_to_answers(self) -> None:
+        """Let webhook answers go first: GitHub waits for them (10 s, and a slow answer is a failed delivery),
+        nobody waits a few milliseconds more for a job to start. Bounded, so a flood cannot starve the work."""
+        waited = 0.0
+        while self.busy is not None and self.busy() and waited < self.max_defer:
+            await asyncio.sleep(0.002)
+            waited += 0.002
 
     async def _run(self, job: Job) -> None:
         assert self.handler is not None
@@ -212,7 +253,7 @@ class JobQueue(abc.ABC):
         elif run.task.exception() is not None:
             state = "failed"
         else:
-            state = "succeeded"
+            state = run.outcome or "succeeded"
         if state == "timeout":
             log.error("job timed out", job_id=job.id, seconds=self.job_timeout)
         self.running.pop(job.id, None)
@@ -263,20 +304,25 @@ class JobQueue(abc.ABC):
     async def _close_backend(self) -> None:
         pass
 
+    async def _refresh_depth(self) -> None:
+        """Bring depth() up to date where it is a cached figure (Redis)."""
+
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self.depth() or self.running:
+        await self._refresh_depth()
+        while self.depth() or self.running or self.in_hand:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)
+            await self._refresh_depth()
 
 
 class MemoryQueue(JobQueue):
     def __init__(self, *, max_pending: int = 10_000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max_pending)
-        self._latest: TTLCache = TTLCache(maxsize=200_000, ttl=LATEST_TTL)
+        self._latest: TTLCache = TTLCache(maxsize=200_000, ttl=LATEST_TTL)   # key -> (stamp, job id)
 
     async def enqueue(self, job: Job) -> None:
         if self.closing:
@@ -287,20 +333,37 @@ class MemoryQueue(JobQueue):
             raise QueueFull() from None
         self._count("enqueued")
         if job.key:
-            await self.claim(job.key, job.id, job.sha)
+            await self.claim(job.key, job.id, job.enqueued_at)
 
     async def is_latest(self, key: str, job_id: str) -> bool:
-        return self._latest.get(key, job_id) == job_id
+        held = self._latest.get(key)
+        return held is None or held[1] == job_id
 
-    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None:
-        self._latest[key] = job_id
+    async def claim(self, key: str, job_id: str, stamp: float) -> bool:
+        held = self._latest.get(key)
+        if held is not None and held[1] != job_id and held[0] > stamp:
+            return False
+        self._latest[key] = (stamp, job_id)
         self.cancel_superseded(key, job_id)
+        return True
 
     def depth(self) -> int:
         return self._queue.qsize()
 
     async def _next(self) -> Job | None:
         return await self._queue.get()
+
+
+_CLAIM_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local stamp, job = string.match(held, '^(%S+) (.+)$')
+  if job ~= ARGV[2] and tonumber(stamp) > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
 
 
 class RedisQueue(JobQueue):
@@ -312,7 +375,11 @@ class RedisQueue(JobQueue):
 
         self.url = url
         self.prefix = prefix
-        self.redis = aioredis.from_url(url)
+        # A blocking pool: under a burst of webhooks, callers wait for a connection instead of failing
+        # ("Too many connections"). Each worker's BLMOVE holds one for up to a second.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=self.workers + 32,
+                                                          timeout=10)
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.heartbeat = heartbeat
         self.pending_key = f"{prefix}:pending"
@@ -340,30 +407,28 @@ class RedisQueue(JobQueue):
     async def enqueue(self, job: Job) -> None:
         if self.closing:
             raise QueueClosed()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if job.key:
-                pipe.set(self._latest_key(job.key), job.id, ex=LATEST_TTL)
-            pipe.lpush(self.pending_key, job.dumps())
-            if job.key:
-                pipe.publish(self.channel, json.dumps({"key": job.key, "job": job.id}))
-            await pipe.execute()
+        if job.key:   # claimed before it is visible, so no worker sees it as superseded
+            await self.claim(job.key, job.id, job.enqueued_at)
+        await self.redis.lpush(self.pending_key, job.dumps())
         self._count("enqueued")
-        if job.key:
-            self.cancel_superseded(job.key, job.id)
 
     async def is_latest(self, key: str, job_id: str) -> bool:
-        latest = await self.redis.get(self._latest_key(key))
-        return latest is None or latest.decode() == job_id
+        held = await self.redis.get(self._latest_key(key))
+        return held is None or held.decode().split(" ", 1)[1] == job_id
 
-    async def claim(self, key: str, job_id: str, sha: str | None = None) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._latest_key(key), job_id, ex=LATEST_TTL)
-            pipe.publish(self.channel, json.dumps({"key": key, "job": job_id}))
-            await pipe.execute()
-        self.cancel_superseded(key, job_id)
+    async def claim(self, key: str, job_id: str, stamp: float) -> bool:
+        # Atomic compare-and-set in Redis: the later arrival wins even when two processes claim at once.
+        won = await self.redis.eval(_CLAIM_SCRIPT, 1, self._latest_key(key), repr(stamp), job_id, LATEST_TTL,
+                                    self.channel, json.dumps({"key": key, "job": job_id}))
+        if won:
+            self.cancel_superseded(key, job_id)
+        return bool(won)
 
     def depth(self) -> int:
         return self._depth
+
+    async def _refresh_depth(self) -> None:
+        self._depth = await self.redis.llen(self.pending_key)
 
     async def _next(self) -> Job | None:
         raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")
@@ -443,7 +508,10 @@ class RedisQueue(JobQueue):
 
 def job_log_fields(job: Job) -> dict[str, Any]:
     """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars)."""
-    p = job.payload
+    try:
+        p = job.data
+    except ValueError:
+        p = {}
     # "github_event", not "event": structlog's message key is `event`.
     fields: dict[str, Any] = {"delivery_id": job.delivery_id, "github_event": job.event, "job_id": job.id}
     repo = (p.get("repository") or {}).get("full_name")

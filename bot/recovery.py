@@ -66,7 +66,7 @@ async def recover_repository(gh: Any, repo: str, app_id: int, enqueue: Enqueue |
     report = report or RecoveryReport()
     async for pr in gh.getiter(f"/repos/{repo}/pulls?state=open&per_page=100"):
         report.prs_seen += 1
-        target = PullRequestTarget.from_pull_request(pr)
+        target = PullRequestTarget.from_pull_request(pr, getattr(gh, "installation_id", None))
         runs = await stale_runs(gh, repo, target.head_sha, app_id, min_age=min_age)
         if not runs:
             continue

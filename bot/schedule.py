@@ -124,14 +124,14 @@ class DailyScheduler:
                 log.error("schedule.replay_failed", repo=repo, error=repr(e))
         return ran
 
-    async def _loop(self) -> None:
+    async def run_forever(self) -> None:
         while True:
             await self.run_due()
             await asyncio.sleep(self.tick)
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="detbot-daily-replay")
+            self._task = asyncio.create_task(self.run_forever(), name="detbot-daily-replay")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -20,7 +20,7 @@ from gidgethub.routing import Router
 from .github import GitHubApp, RetryPolicy
 from .metrics import Metrics
 from .queue import JobQueue, JobRun, RedisQueue, make_queue
-from .routes import Context, build_router
+from .routes import Context, build_router, job_key
 from .settings import Settings
 from .webhook import DeliveryLog, MemoryDeliveries, RedisDeliveries, WebhookEndpoint
 
@@ -36,12 +36,23 @@ BACKGROUND = web.AppKey("background", list)
 
 def make_job_handler(router: Router, github: GitHubApp, settings: Settings | None) -> Callable[[JobRun],
                                                                                            Awaitable[None]]:
-    """What a queue worker does with a job: rebuild the gidgethub Event and dispatch it with an installation
-    client and the Context."""
+    """What a queue worker does with a webhook job: parse it, drop actions no handler wants, claim the pull
+    request's key (newest delivery wins; a delivery older than the key's holder is dropped), and dispatch to the
+    routers with an installation client and the Context."""
     async def handle(run: JobRun) -> None:
         job = run.job
-        event = sansio.Event(job.payload, event=job.event, delivery_id=job.delivery_id)
-        gh = github.installation_client(job.installation_id) if job.installation_id else github.app_client()
+        data = job.data
+        event = sansio.Event(data, event=job.event, delivery_id=job.delivery_id)
+        if not router.fetch(event):
+            run.outcome = "ignored"
+            return
+        key, sha = job_key(job.event, data)
+        if key and not await run.claim(key, sha):
+            log.info("delivery superseded by a later one for the same pull request", key=key)
+            run.outcome = "superseded"
+            return
+        installation_id = job.installation_id or (data.get("installation") or {}).get("id")
+        gh = github.installation_client(installation_id) if installation_id else github.app_client()
         await router.dispatch(event, gh, Context(github=github, gh=gh, run=run, settings=settings))
     return handle
 
@@ -69,9 +80,10 @@ def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: Jo
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS], app[GITHUB_APP], app[QUEUE], app[ROUTER], app[METRICS] = settings, github, queue, router, metrics
     app[BACKGROUND] = []
-    app.router.add_post("/webhook", WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router,
-                                                    deliveries=deliveries, metrics=metrics,
-                                                    max_body=settings.max_body_bytes).handle)
+    endpoint = WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router, deliveries=deliveries,
+                               metrics=metrics, max_body=settings.max_body_bytes)
+    queue.busy = lambda: endpoint.in_flight > 0
+    app.router.add_post("/webhook", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.on_startup.append(_start)

@@ -76,7 +76,7 @@ def _md_text(text: str) -> str:
 
 
 def render_check_output(check: str, bundles: list[RuleBundle], findings: list[Finding],
-                        checks_run: list[str], left_out: int = 0) -> Output:
+                        checks_run: list[str], left_out: int = 0, note: str = "") -> Output:
     """`findings` are all checks' findings; this run's are those with `f.check == check`."""
     owner = rule_of(bundles)
     by_rule: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
@@ -111,6 +111,8 @@ def render_check_output(check: str, bundles: list[RuleBundle], findings: list[Fi
     if left_out:
         lines.append(f"\n:warning: {_plural(left_out, 'finding')} not annotated: more than the configured "
                      f"annotation limit. All are listed in the details below (as far as space allows).")
+    if note:
+        lines.append(f"\n{note}")
     summary = clip("\n".join(lines))
 
     details: list[str] = []
@@ -123,10 +125,15 @@ def render_check_output(check: str, bundles: list[RuleBundle], findings: list[Fi
     return Output(clip(title, MAX_TITLE, "…"), summary, clip("\n".join(details)))
 
 
-def render_skipped(check: str, changed_count: int) -> Output:
+TRUNCATED_NOTE = (":warning: GitHub lists at most 3,000 files of a pull request: files beyond those were not seen "
+                  "and their rules not checked. Split the pull request to have every rule checked.")
+
+
+def render_skipped(check: str, changed_count: int, note: str = "") -> Output:
     return Output("No rule changed",
                   f"**detbot/{check}**: this pull request changes {_plural(changed_count, 'file')}, none of them a "
-                  f"rule, its test events or its ADS document, so there is nothing to check.")
+                  f"rule, its test events or its ADS document, so there is nothing to check."
+                  + (f"\n\n{note}" if note else ""))
 
 
 def render_disabled(check: str) -> Output:

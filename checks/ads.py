@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Iterable
 
 from . import attack
 from .attack_names import TECHNIQUE_ID, full_name, tag_technique, techniques_named

@@ -157,6 +157,9 @@ def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
             raise ConfigError("validators", "must be a mapping with validators, exclusions and/or config",
                               line("validators"), path)
         cfg.validators = v
+        # Validator names are checked now, so a typo is a config error (exit 2) like any other key.
+        from .validation import build_validators
+        build_validators(cfg)
     if "placeholders" in data:
         ph = data["placeholders"]
         if not isinstance(ph, dict):

@@ -24,8 +24,8 @@ class CorrelationRun:
     doc: RuleDoc
     refs: list[str]
     compiled: dict[str, CompiledRule] = field(default_factory=dict)
-    # (position in `rules:`, reference, what is wrong with it)
-    problems: list[tuple[int, str, str]] = field(default_factory=list)
+    # (position in `rules:`, reference, what is wrong with it, level)
+    problems: list[tuple[int, str, str, str]] = field(default_factory=list)
     # test events matching each referenced rule, over the rule's own tests (or the stream, when own)
     matched_by_ref: dict[str, int] = field(default_factory=dict)
     # the stream: (test, event), in order
@@ -39,17 +39,30 @@ class CorrelationRun:
         return self.doc.rule
 
 
-def _rule_index(ctx: Any) -> dict[str, tuple[RuleBundle, RuleDoc]]:
-    """Every detection rule of the repository by name and by id (built once, only when a correlation needs it)."""
+@dataclass
+class RuleIndex:
+    """Every detection rule of the repository by name and by id, and how many listed rule files could not be
+    read (the bot fetches only what a pull request touched), so an unknown reference is not called absent
+    when it may just be unfetched."""
+
+    rules: dict[str, tuple[RuleBundle, RuleDoc]] = field(default_factory=dict)
+    unreadable: int = 0
+
+
+def _rule_index(ctx: Any) -> RuleIndex:
+    """Built once per run, and only when a correlation needs a rule outside its own file."""
     hit = ctx.cache.get("correlation:rule_index")
     if hit is None:
-        hit = {}
+        hit = RuleIndex()
         for b in discover(ctx.source, ctx.config):
+            if not ctx.source.exists(b.rule_path):
+                hit.unreadable += 1
+                continue
             for d in ctx.rule_file(b.rule_path).docs:
                 if isinstance(d.data, dict) and "correlation" not in d.data:
                     for key in (d.data.get("name"), d.data.get("id")):
                         if isinstance(key, str):
-                            hit.setdefault(key, (b, d))
+                            hit.rules.setdefault(key, (b, d))
         ctx.cache["correlation:rule_index"] = hit
     return hit
 
@@ -83,15 +96,20 @@ def correlation_run(ctx: Any, bundle: RuleBundle, corr_doc: RuleDoc, runs: Bundl
         if ref in same_file:
             cdoc, ref_runs = same_file[ref], runs
         else:
-            found = _rule_index(ctx).get(ref)
+            index = _rule_index(ctx)
+            found = index.rules.get(ref)
             if found is None:
-                run.problems.append((i, ref, f"referenced rule '{ref}' is not in the repository"))
+                if index.unreadable:
+                    run.problems.append((i, ref, f"referenced rule '{ref}' is not among the files this run could "
+                                                 f"read ({index.unreadable} rule files were not fetched)", "warning"))
+                else:
+                    run.problems.append((i, ref, f"referenced rule '{ref}' is not in the repository", "failure"))
                 continue
             ref_bundle, ref_doc = found
             ref_runs = bundle_runs(ctx, ref_bundle)
             cdoc = next((d for d in ref_runs.docs if d.doc.index == ref_doc.index), None)
         if cdoc is None or cdoc.compiled is None:
-            run.problems.append((i, ref, f"referenced rule '{ref}' cannot be evaluated"))
+            run.problems.append((i, ref, f"referenced rule '{ref}' cannot be evaluated", "failure"))
             continue
         run.compiled[ref] = cdoc.compiled
         if own:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigma.conditions import ConditionAND, ConditionIdentifier, ConditionNOT, ConditionOR
 from sigma.correlations import SigmaCorrelationRule
 
 from .config import ConfigError, ConfigSection
@@ -163,20 +164,18 @@ def _item_phrase(item: Any) -> str:
     values = item.values
     if not values:
         return item.field
+    if values[0] is None:
+        return f"{item.field} empty or absent"
     if "all" in item.modifiers and len(values) > 1:
         shown = " and ".join(quote(v) for v in values[:3]) + (" …" if len(values) > 3 else "")
     else:
         shown = quote(values[0]) + (f" (or another of its {len(values)} values)" if len(values) > 1 else "")
-    if values[0] is None:
-        return f"{item.field} empty or absent"
     return f"{item.field} {verb or 'equal to'} {shown}"
 
 
 def partners(compiled: CompiledRule, name: str) -> list[str]:
     """Identifiers that must be true together with `name` for it to count: its AND siblings up to the
     nearest `not` above it (a filter `not (a and b)` excludes only when a and b both hold)."""
-    from sigma.conditions import ConditionAND, ConditionIdentifier, ConditionNOT, ConditionOR
-
     def first_ids(node: Any) -> list[str]:
         if isinstance(node, ConditionIdentifier):
             return [node.identifier]
@@ -251,8 +250,8 @@ def analyse(cdoc: CompiledDoc, doc_index: int, runs: list[TestRun], path: str) -
     units = _value_units(compiled)
     covered: set[int] = set()
     unit_index: dict[tuple, list[int]] = {}
-    for k, (name, key, vi, _) in enumerate(units):
-        unit_index.setdefault((name, key if vi is not None else key), []).append(k)
+    for k, (name, key, _, _) in enumerate(units):
+        unit_index.setdefault((name, key), []).append(k)
     cov = RuleCoverage(path, cdoc.label, list(rows.values()))
     for run in runs:
         if run.test.expect == "match":
@@ -310,10 +309,10 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
     def add(line: int, level: Level, title: str, message: str) -> None:
         out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, rid))
 
-    if not runs.tests.tests and not runs.tests.findings:
-        add(det_line, "failure", "No tests",
-            f"{cdoc.label}: no test events; add {bundle.name}.tests.yml with at least one match and one no_match "
-            f"event")
+    if not runs.tests.tests:
+        why = ("its test files could not be read (see the tests check)" if runs.tests.findings else
+               f"add {bundle.name}.tests.yml with at least one match and one no_match event")
+        add(det_line, "failure", "No tests", f"{cdoc.label}: no test events; {why}")
         return cov, out
     if cov.match_tests == 0:
         add(det_line, "failure", "No match test",
@@ -353,8 +352,8 @@ def check_correlation(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, 
     def add(line: int, title: str, message: str, level: Level = "failure") -> None:
         out.append(Finding(CHECK, bundle.rule_path, line, line, level, title, message, corr_doc.rule_id))
 
-    for i, ref, problem in run.problems:
-        add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered", problem)
+    for i, ref, problem, level in run.problems:
+        add(corr_doc.doc.line(("correlation", "rules", i)), "Correlation rule not covered", problem, level)
     for i, ref in enumerate(run.refs):
         if ref in run.matched_by_ref and run.matched_by_ref[ref] == 0:
             where = "the correlation's tests" if run.own else "its tests"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields, is_dataclass
+from functools import lru_cache
 from typing import Any, Iterator
 
 from sigma.exceptions import (SigmaAuthorError, SigmaConditionError, SigmaCorrelationRuleError, SigmaDateError,
@@ -140,8 +141,10 @@ class Locator:
                 return self.token(path, token)
         return self.at(paths[0])
 
-    def field_key(self, field: str | None, modifiers: list[str] | None = None, under: Path = ("detection",)) -> Path | None:
-        """The detection key `field|mod|mod` (keywords when field is None: the selection itself)."""
+    def field_key(self, field: str | None, modifiers: list[str] | None = None, under: Path = ("detection",),
+                  having: str | None = None) -> Path | None:
+        """The detection key `field|mod|mod`: with exactly `modifiers` if given, else one using the modifier
+        `having` if any, else the first with that field."""
         candidates = []
         for path, _ in walk(get(self.data, under), under):
             if path[len(under):] and isinstance(path[-1], str) and path[-1] != "condition":
@@ -153,6 +156,10 @@ class Locator:
         if modifiers:
             for path, mods in candidates:
                 if [m.lower() for m in mods] == [m.lower() for m in modifiers]:
+                    return path
+        if having:
+            for path, mods in candidates:
+                if having in (m.lower() for m in mods):
                     return path
         return candidates[0][0]
 
@@ -203,6 +210,12 @@ class Locator:
             bad = self.find_value(lambda v: "." not in str(v), ("tags",))
             if bad:
                 return self.value_at(bad)
+        correlation = self.data.get("correlation")
+        if isinstance(err, SigmaCorrelationRuleError) and isinstance(correlation, dict):
+            # "... group-by definition must be ...": the correlation attribute the message names.
+            for key in sorted(correlation, key=lambda k: -len(str(k))):
+                if re.search(rf"\b{re.escape(str(key))}\b", msg) and not quoted:
+                    return self.value_at(("correlation", key))
         for text in quoted:
             # A quoted value in the message (a regex, a CIDR, a date): point at it in the rule.
             path = self.value(text, ("detection",)) or self.value(text, ())
@@ -216,21 +229,27 @@ class Locator:
 
     # -- validator issues ---------------------------------------------------------------------
     def issue(self, issue: Any) -> Pos:
+        # A modifier the issue class is about ("SigmahqInvalidAllModifierIssue" -> all) picks among keys
+        # naming the same field.
+        words = {w.lower() for w in re.findall(r"[A-Z][a-z0-9]*", type(issue).__name__)}
+        having = next((m for m in _modifier_names() if m in words), None)
         for f in fields(issue) if is_dataclass(issue) else ():
             if f.name in ("rules",):
                 continue
-            pos = self._issue_field(f.name, getattr(issue, f.name, None))
+            pos = self._issue_field(f.name, getattr(issue, f.name, None), having)
             if pos is not None:
                 return pos
         name = type(issue).__name__
+        if "Them" in name:  # "all of them" / "1 of them" conditions
+            return self.in_condition("them")
         for word, key in _ISSUE_WORDS:
             if word in name and self.has(key):
                 return self.at(key)
         return self.at(())
 
-    def _issue_field(self, name: str, value: Any) -> Pos | None:
+    def _issue_field(self, name: str, value: Any, having: str | None = None) -> Pos | None:
         if isinstance(value, (list, tuple, set)) and value and not isinstance(value, str):
-            return self._issue_field(name, next(iter(value)))
+            return self._issue_field(name, next(iter(value)), having)
         if isinstance(value, SigmaRuleTag):
             path = self.tag(f"{value.namespace}.{value.name}")
             return self.value_at(path) if path else None
@@ -251,7 +270,7 @@ class Locator:
         if name == "condition_name":
             return self.in_condition(value)
         if name in ("field", "fieldname"):
-            path = self.field_key(value) or self.find_key(lambda k: k == value)
+            path = self.field_key(value, having=having) or self.find_key(lambda k: k == value)
             if path is None:
                 path = self.find_value(lambda v: str(v) == value, ("fields",))
             return self.at(path) if path else None
@@ -283,6 +302,12 @@ def _contains(det: Any, item: SigmaDetectionItem) -> bool:
     if isinstance(det, SigmaDetection):
         return any(_contains(d, item) for d in det.detection_items)
     return False
+
+
+@lru_cache(maxsize=1)
+def _modifier_names() -> tuple[str, ...]:
+    from sigma.modifiers import modifier_mapping
+    return tuple(modifier_mapping)
 
 
 def _modifier_name(mod: type) -> str:

@@ -7,8 +7,8 @@ ids, and the rules a correlation refers to. Anything pySigma raises becomes a fi
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatchcase
 from dataclasses import dataclass, fields, is_dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sigma.exceptions import SigmaError, SigmaTagError
@@ -253,8 +253,10 @@ def repository_rule_ids(ctx: CheckContext) -> RuleIndex:
                 if isinstance(rd.data, dict):
                     for key in ("id", "name"):
                         if rd.data.get(key) is not None:
-                            index.entries.setdefault(str(rd.data[key]).lower(), []).append(
-                                (path, rd.doc.value_pos((key,)).line, key))
+                            entry = (path, _key_line(rf, rd, key), key)
+                            entries = index.entries.setdefault(str(rd.data[key]).lower(), [])
+                            if entry not in entries:  # documents of a legacy collection share the global id
+                                entries.append(entry)
             continue
         raw = _already_read(ctx.source, path)
         if raw is None:
@@ -268,18 +270,30 @@ def repository_rule_ids(ctx: CheckContext) -> RuleIndex:
     return index
 
 
+def _key_line(rf: RuleFile, rd: RuleDoc, key: str) -> int:
+    """The line of the document's own `key:`, or for a value inherited from a legacy collection's
+    `action: global` document, of that document's."""
+    if (key,) in rd.doc.keys:
+        return rd.doc.keys[(key,)].line
+    value = str(rd.data.get(key))
+    return next((i for i, ln in enumerate(rf.lines, 1) if ln.startswith(f"{key}:") and value in ln), 1)
+
+
 def duplicate_ids(ctx: CheckContext, run: SyntaxRun) -> None:
     index = repository_rule_ids(ctx)
     for path in {b.rule_path for b in ctx.bundles}:
         rf = ctx.rule_file(path)
+        reported: set[int] = set()
         for rd in rf.docs:
             rule_id = rd.rule_id
-            if not rule_id:
+            if not rule_id or _key_line(rf, rd, "id") in reported:
                 continue
-            pos = rd.doc.value_pos(("id",))
+            reported.add(_key_line(rf, rd, "id"))
+            line = _key_line(rf, rd, "id")
+            pos = rd.doc.value_pos(("id",)) if ("id",) in rd.doc.keys else Pos(line, 1, line, 1)
             # Ids and names share the index (correlations may name either); compare only ids.
             others = [(p, ln) for p, ln, kind in index.entries.get(rule_id.lower(), [])
-                      if kind == "id" and (p, ln) != (path, pos.line)]
+                      if kind == "id" and (p, ln) != (path, line)]
             if others:
                 where = ", ".join(f"{p}:{ln}" for p, ln in others)
                 run.add(rf, pos, "failure", "Duplicate rule id", f"rule id {rule_id} is also used by {where}", rd)

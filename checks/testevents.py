@@ -197,7 +197,7 @@ def _load_single(source: FileSource, path: str, out: LoadedTests, seen: dict[str
     if path.endswith(".json"):
         try:
             text = raw.decode("utf-8-sig")
-            data = json.loads(text)
+            data = _json_loads(text)
         except UnicodeDecodeError as e:
             out.findings.append(_finding(path, 1, "Malformed test file", f"not UTF-8 text: {e}", rule_id=rule_id))
             return
@@ -213,6 +213,14 @@ def _load_single(source: FileSource, path: str, out: LoadedTests, seen: dict[str
     if doc is None:
         return
     _test_from_mapping(doc.data, path, lambda *keys: doc.line(keys), stem, out, seen, rule_id)
+
+
+def _json_loads(text: str) -> Any:
+    """json.loads, with absurd nesting reported as a JSON error rather than a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nesting too deep", text, 0) from None
 
 
 def _json_key_lines(text: str) -> dict[str, int]:
@@ -265,6 +273,13 @@ def _resolve_upward(source: FileSource, start_dir: str, rel: str) -> str | None:
         d = dirname(d)
 
 
+def _listed_but_unread(source: FileSource, rel: str) -> bool:
+    """A path the repository listing has but the source cannot read: the bot fetches only what a pull request
+    touched, so SigmaHQ regression data may be listed and absent."""
+    rel = normpath(rel.replace("\\", "/"))
+    return any(p == rel or p.endswith("/" + rel) for p in source.paths()) and not source.exists(rel)
+
+
 def events_from_json_stream(text: str) -> Iterator[tuple[int, Any]]:
     """Every JSON value in `text`, written one after another (SigmaHQ's exports, JSON Lines, or a lone array
     of events), with the line it starts on. Raises json.JSONDecodeError with the offending line."""
@@ -275,7 +290,10 @@ def events_from_json_stream(text: str) -> Iterator[tuple[int, Any]]:
             i += 1
         if i >= n:
             return
-        value, end = decoder.raw_decode(text, i)
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except RecursionError:
+            raise json.JSONDecodeError("nesting too deep", text, i) from None
         line = text.count("\n", 0, i) + 1
         if isinstance(value, list) and count == 0 and text[end:].strip() == "":
             # A single array: its items are the events.
@@ -350,6 +368,11 @@ def _load_sigmahq(source: FileSource, rule_path: str, rule_data: dict, rule_line
         return
     info_path = _resolve_upward(source, dirname(rule_path), rel.strip())
     if info_path is None:
+        if _listed_but_unread(source, rel.strip()):
+            out.findings.append(_finding(rule_path, rule_line, "Regression tests not read",
+                                         f"{rel} is in the repository but not among the files this run could read",
+                                         "warning", rule_id))
+            return
         out.findings.append(_finding(rule_path, rule_line, "Regression tests missing",
                                      f"regression_tests_path names {rel}, which is not in the repository",
                                      rule_id=rule_id))

@@ -44,7 +44,7 @@ def correlation_tests(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, 
     if not run.own:
         return out
     if run.result is None:
-        why = "; ".join(p for _, _, p in run.problems) or "no referenced rule can be evaluated"
+        why = "; ".join(p for _, _, p, _ in run.problems) or "no referenced rule can be evaluated"
         line = corr_doc.doc.line(("correlation",))
         return [Finding(CHECK, bundle.rule_path, line, line, "warning", "Tests not run",
                         f"the correlation's tests were not run: {why}", corr_doc.rule_id)]

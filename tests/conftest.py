@@ -6,5 +6,5 @@ EXAMPLES = ROOT / "examples" / "rules-repo"
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
-# The fake GitHub's fixtures (`fake_github`) for every test module.
-pytest_plugins = ["tests.fakegithub.fixtures"]
+# The fake GitHub's fixtures (`fake_github`) and the bot's clients to it (`gh_app`, `gh`) for every test module.
+pytest_plugins = ["tests.fakegithub.fixtures", "tests.ghflow_support"]

@@ -3,7 +3,7 @@ import pytest
 
 from bot.command_handlers import CommandError, forget_handled, handle_issue_comment
 from tests.fakegithub import issue_comment_event
-from tests.ghflow_support import INSTALLATION, example_files, gh, gh_app, new_bundle  # noqa: F401
+from tests.ghflow_support import INSTALLATION, example_files, new_bundle
 
 
 @pytest.fixture(autouse=True)

@@ -271,3 +271,18 @@ def test_correlation_with_its_own_scenario_tests_in_one_file():
     [f] = run_checks(MemorySource(files), Config(), only=["coverage"]).findings
     assert (f.start_line, f.title) == (19, "Correlation threshold not shown")
     assert "not reached" in f.message
+
+
+def test_unreadable_tests_give_one_coverage_finding():
+    [f] = run("- name: x\n  expect: maybe\n  event: {a: 1}\n").findings
+    assert (f.title, f.start_line) == ("No tests", 4)
+    assert f.message.endswith("no test events; its test files could not be read (see the tests check)")
+
+
+def test_correlation_reference_outside_the_fetched_files_is_only_a_warning():
+    # The bot fetches only what a pull request touched; the rest of the repository is a listing.
+    source = MemorySource({"rules/corr.yml": CORR.encode()}, listing=["rules/corr.yml", "rules/base.yml"])
+    [f] = run_checks(source, Config(), changed=["rules/corr.yml"], only=["coverage"]).findings
+    assert (f.level, f.start_line) == ("warning", 6)
+    assert f.message == ("referenced rule 'failed_logon' is not among the files this run could read (1 rule files "
+                         "were not fetched)")

@@ -118,8 +118,8 @@ def test_readme_documents_each_planted_problem():
                  "proc_creation_win_rundll32_susp_path", "proc_creation_win_procdump_lsass"):
         assert name in readme
     assert f"line ({line_with('rules/windows/proc_creation_win_mshta_remote_url.yml', 'attack:')})" in readme
-    assert f"line ({line_with('rules/windows/proc_creation_win_rundll32_susp_path.yml', 'filter_optional_citrix:')})" \
-        in readme
+    rundll32 = "rules/windows/proc_creation_win_rundll32_susp_path.yml"
+    assert f"line ({line_with(rundll32, 'filter_optional_citrix:')})" in readme
 
 
 # -- each kind of syntax finding, planted into a real rule of the example ------------------------------

@@ -98,6 +98,28 @@ async def test_bad_conclusion_and_completed_without_conclusion_are_refused(world
     assert len(fake.validation_errors) == 3
 
 
+async def test_annotation_limits_beyond_the_schema_are_enforced(world):
+    fake, repo, session, token = world
+    fake.expect_invalid()
+    sha = repo.branches["main"]
+    _, _, run = await _call(session, fake, "POST", "/repos/octo-org/rules/check-runs", token, _run_body(sha))
+    path = f"/repos/octo-org/rules/check-runs/{run['id']}"
+    bad = [
+        {**_annotation(1), "title": "t" * 256},
+        {**_annotation(1), "message": "m" * 65536},
+        {**_annotation(1), "end_line": 3, "start_column": 1, "end_column": 4},   # columns on several lines
+        {**_annotation(5), "end_line": 2},                                       # ends before it starts
+    ]
+    for a in bad:
+        status, _, body = await _call(session, fake, "PATCH", path, token,
+                                      {"output": {"title": "t", "summary": "s", "annotations": [a]}})
+        assert status == 422 and body["message"] == "Validation Failed" and body["errors"], a
+    status, _, _ = await _call(session, fake, "PATCH", path, token, {"output": {"title": "t", "summary": "s",
+                               "annotations": [{**_annotation(1), "start_column": 1, "end_column": 4}]}})
+    assert status == 200
+    assert len(fake.validation_errors) == 4
+
+
 async def test_annotations_append_across_updates_and_list_paginates(world):
     fake, repo, session, token = world
     sha = repo.branches["main"]

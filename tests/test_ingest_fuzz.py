@@ -52,3 +52,18 @@ def test_any_condition_compiles_or_fails_clearly(source, ctx):
         assert isinstance(cond(ctx if isinstance(ctx, dict) else {"a": ctx}), bool)
     except ProcessorError:
         pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("%{}+?*&/->ab1 ,:")), max_size=30), st.text(alphabet="ab1 ,:-", max_size=30))
+def test_any_dissect_pattern_compiles_or_fails_clearly(pattern, value):
+    from checks.replay.ingest.dissect import Dissect, DissectCompileError
+    try:
+        d = Dissect(pattern)
+    except DissectCompileError:
+        return
+    try:
+        out = d.match(value)
+    except ProcessorError:
+        return
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in out.items())

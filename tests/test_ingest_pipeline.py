@@ -133,6 +133,14 @@ def test_every_bundled_grok_pattern_compiles_and_common_ones_match():
         "HTTPDATE": "10/Oct/2000:13:55:36 -0700", "URIPATHPARAM": "/a/b.php?x=1&y=2", "USERNAME": "j.doe-1",
         "QUOTEDSTRING": '"say \\"hi\\""', "UUID": "123e4567-e89b-12d3-a456-426614174000",
         "MAC": "00:1A:2b:3C:4d:5E", "LOGLEVEL": "WARNING", "POSINT": "42", "NUMBER": "-3.5",
+        "UNIXPATH": "/var/log/auth-1.log", "WINPATH": "C:\\Windows\\System32\\cmd.exe", "PATH": "/tmp/x",
+        "URI": "https://bob@example.com:8443/a/b.php?c=d&e=f", "EMAILADDRESS": "a.b@example.com",
+        "HOSTPORT": "srv-1.example.com:8080", "TTY": "/dev/pts/1", "BASE16NUM": "0x1F", "DATE_US": "10/11/2024",
+        "TIME": "12:34:56", "DATESTAMP": "10/11/2024 12:34:56", "URN": "urn:isbn:0451450523",
+        "DATESTAMP_RFC2822": "Mon, 10 Oct 2000 13:55:36 +0700", "CISCOMAC": "0011.2233.4455",
+        "COMBINEDAPACHELOG": '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326 '
+                             '"http://www.example.com/start.html" "Mozilla/4.08"',
+        "SYSLOGBASE": "Mar  1 10:20:30 host1 sshd[123]:",
     }
     for name, sample in samples.items():
         hit = Grok([f"^%{{{name}:v}}$"]).match(sample)
@@ -151,3 +159,29 @@ def test_grok_recursive_pattern_definitions_are_a_load_error():
     with pytest.raises(PipelineError, match="circular reference"):
         Pipeline({"processors": [{"grok": {"field": "m", "patterns": ["%{A:a}"],
                                            "pattern_definitions": {"A": "%{B}", "B": "%{A}"}}}]})
+
+
+def test_library_groups_are_made_non_capturing_without_changing_what_matches():
+    from checks.replay.ingest.grok import non_capturing
+    assert non_capturing(r"(a(?:b)\(c\)[(x)]([]a(])(?<n>z)(?!q)") == r"(?:a(?:b)\(c\)[(x)](?:[]a(])(?<n>z)(?!q)"
+    assert non_capturing(r"[^]()](b)") == r"[^]()](?:b)"
+    # The standard library keeps matching the same text once its groups stop capturing.
+    assert Grok(["^%{URIPATHPARAM:u} %{IPV6:ip} %{UNIXPATH:p}$"]).match("/a/b(c)?x=[1] fe80::1%eth0 /tmp/x_y")[1] == \
+        {"u": "/a/b(c)?x=[1]", "ip": "fe80::1%eth0", "p": "/tmp/x_y"}
+
+
+def test_document_paths_walk_objects_and_lists():
+    from checks.replay.ingest.document import IngestDocument
+    doc = IngestDocument({"a": [{"b": 1}, {"b": 2}], "s": "x"})
+    doc.set("a.1.b", 5)
+    doc.set("a.0.c.d", 1)
+    doc.set("n.m", 2)
+    doc.set("_ingest.k", 3)
+    assert doc.source == {"a": [{"b": 1, "c": {"d": 1}}, {"b": 5}], "s": "x", "n": {"m": 2}}
+    assert doc.get("a.1.b") == 5 and doc.get("_source.n.m") == 2 and doc.get("_ingest.k") == 3
+    for bad, message in (("s.x", "parent object of type [java.lang.String]"), ("a.9.x", "out of bounds for array with length [2]"),
+                         ("a.x.y", "is not an integer")):
+        with pytest.raises(ProcessorError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            doc.set(bad, 1)
+    doc.remove("a.0")
+    assert doc.get("a.0.b") == 5

@@ -127,8 +127,8 @@ def test_kv_documented_example_and_target_prefix_include():
 
 def test_kv_trim_and_strip_brackets_and_repeated_keys():
     out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "<>",
-                      "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w"})
-    assert out["k"] == "v1" and out["x"] == ["q", "w"]
+                      "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w y=[(z\""})
+    assert out["k"] == "v1" and out["x"] == ["q", "w"] and out["y"] == "z"
 
 
 def test_kv_missing_value_split_fails():
@@ -148,6 +148,16 @@ def test_json_target_field_in_place_and_add_to_root():
     assert out["a"] == {"b": 1, "c": 2}
 
 
+def test_json_scalars_parse_as_their_text_and_json_and_date_have_no_ignore_missing():
+    assert ok([{"json": {"field": "s", "target_field": "t"}}], {"s": 12})["t"] == 12
+    assert ok([{"json": {"field": "s", "target_field": "t"}}], {"s": None})["t"] is None
+    assert "not present" in failure([{"json": {"field": "s"}}], {})
+    for proc in ({"json": {"field": "s", "ignore_missing": True}},
+                 {"date": {"field": "s", "formats": ["ISO8601"], "ignore_missing": True}}):
+        with pytest.raises(PipelineError, match=r"doesn't support .*ignore_missing"):
+            Pipeline({"processors": [proc]})
+
+
 def test_json_invalid_and_non_object_root_fail():
     assert "not valid JSON" in failure([{"json": {"field": "s"}}], {"s": "{nope"})
     assert "cannot add non-map fields to root" in failure(
@@ -162,8 +172,8 @@ def test_csv_quotes_trim_empty_value_and_extra_columns():
     out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c", "d"], "trim": True, "empty_value": "-"}}],
              {"m": ' x , "y, ""z""" ,, w, extra'})
     assert out["a"] == "x" and out["b"] == 'y, "z"' and out["c"] == "-" and out["d"] == "w"
-    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c"]}}], {"m": "1,,3"})
-    assert "b" not in out and out["c"] == "3"
+    out = ok([{"csv": {"field": "m", "target_fields": ["a", "b", "c"]}}], {"m": '1,,""'})
+    assert "b" not in out and "c" not in out and out["a"] == "1"
 
 
 def test_csv_unmatched_quote_fails():
@@ -189,6 +199,12 @@ def test_date_formats_in_order_timezone_and_output():
               {"d": "10/Oct/2000:13:55:36 -0700"})["@timestamp"] == "2000-10-10T13:55:36.000-07:00"
     assert ok([{"date": {"field": "d", "formats": ["ISO8601"], "timezone": "Europe/Paris"}}],
               {"d": "2000-10-10T13:55:36-07:00"})["@timestamp"] == "2000-10-10T22:55:36.000+02:00"
+
+
+def test_date_tai64n():
+    # Read as Elasticsearch's DateFormat does: seconds 0x50d50648 (leap offset 10 s), nanoseconds 0x2dbdf024.
+    assert ok([{"date": {"field": "d", "formats": ["TAI64N"]}}],
+              {"d": "@4000000050d506482dbdf024"})["@timestamp"] == "2012-12-22T01:00:46.767Z"
 
 
 def test_date_unparseable_fails_and_unsupported_pattern_is_load_error():
@@ -251,6 +267,9 @@ def test_convert_types_arrays_auto_and_failures():
     assert out["s"] == "7" and out["n"] == 7 and out["a1"] == 242.15 and out["a2"] == "text"
     assert "unable to convert [abc] to integer" in failure([{"convert": {"field": "x", "type": "integer"}}],
                                                            {"x": "abc"})
+    for bad in (" 1", "1_000", "0b1", "1.0", "0X1G"):
+        assert f"unable to convert [{bad}] to long" in failure([{"convert": {"field": "x", "type": "long"}}], {"x": bad})
+    assert ok([{"convert": {"field": "x", "type": "integer"}}], {"x": "-0x10"})["x"] == -16
     assert "unable to convert [3000000000] to integer" in failure(
         [{"convert": {"field": "x", "type": "integer"}}], {"x": "3000000000"})
     assert "is not a boolean value" in failure([{"convert": {"field": "x", "type": "boolean"}}], {"x": "yes"})

@@ -4,7 +4,7 @@ import asyncio
 import pytest
 
 from bot.kpi_comment import KPI_MARKER, MAX_COMMENT, upsert_marked_comment
-from tests.ghflow_support import INSTALLATION, example_files, new_bundle, gh, gh_app  # noqa: F401
+from tests.ghflow_support import INSTALLATION, example_files, new_bundle
 
 
 @pytest.fixture

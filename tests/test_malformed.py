@@ -87,3 +87,27 @@ def test_too_many_documents_in_one_file():
     content = ("---\n" + CANARY) * (MAX_DOCS + 3)
     findings = run_checks(MemorySource({"rules/many.yml": content.encode()}), Config(), only=["syntax"]).findings
     assert any(f"more than {MAX_DOCS}" in f.message for f in findings)
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_EDITS = st.lists(st.tuples(st.integers(0, len(GOOD)), st.integers(0, 12),
+                            st.sampled_from(["", ":", "- ", "[", "]", "{", "}", "&a ", "*a", "|", "'", '"', "\n",
+                                             "  ", "\t", "#", "!!binary ", "selection", "|re", "|cidr", "?",
+                                             "\u00e9", "\x00", "%", "@", ",", "1 of ", " and not "])),
+                  min_size=1, max_size=6)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_EDITS)
+def test_random_edits_never_crash_the_check(edits):
+    text = GOOD
+    for at, cut, insert in edits:
+        at = min(at, len(text))
+        text = text[:at] + insert + text[at + cut:]
+    findings = run_checks(MemorySource({"rules/r.yml": text.encode("utf-8", "surrogatepass")}), Config(),
+                          only=["syntax"]).findings
+    assert not [f for f in findings if f.title == "Internal error"], [f.message for f in findings]
+    assert all(f.start_line >= 1 and (f.start_column or 1) >= 1 for f in findings)
+    n_lines = max(1, len(text.splitlines()))
+    assert all(f.start_line <= n_lines + 1 for f in findings if f.path == "rules/r.yml")

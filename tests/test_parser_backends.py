@@ -247,3 +247,21 @@ async def test_http_backend_retries_overload_then_succeeds(aiohttp_server):
     finally:
         await gives_up.close()
     assert r.status == "error" and "HTTP 503" in r.message
+
+
+async def test_http_backend_refuses_an_oversized_answer(aiohttp_server, monkeypatch):
+    import checks.replay.backends as backends
+    monkeypatch.setattr(backends, "MAX_ANSWER_BYTES", 1000)
+
+    async def parse(request: web.Request) -> web.Response:
+        return web.json_response({"version": "v", "results": [{"status": "ok", "event": {"x": "y" * 5000}}]})
+
+    app = web.Application()
+    app.router.add_post("/parse", parse)
+    server = await aiohttp_server(app)
+    backend = HttpBackend(str(server.make_url("/parse")))
+    try:
+        [r] = await backend.parse_batch("p", ["a"])
+    finally:
+        await backend.close()
+    assert r.status == "error" and "larger than 1,000 bytes" in r.message

@@ -5,8 +5,8 @@ import pytest
 
 from bot.pr_flow import HeadTracker, PullRequestTarget, check_pull_request
 from bot.publish import PR_CHECKS
-from tests.ghflow_support import (BROKEN_RULE, INSTALLATION, annotation_requests, example_files, gh_app,  # noqa: F401
-                                  fetched_paths, new_bundle, new_rule_path, runs_by_name)
+from tests.ghflow_support import (BROKEN_RULE, INSTALLATION, annotation_requests, example_files, fetched_paths,
+                                  new_bundle, new_rule_path, runs_by_name)
 
 
 def target(pr):
@@ -20,7 +20,7 @@ async def run_job(fake, app, pr, **kw):
 async def test_broken_rule_fails_syntax_with_annotation_at_its_line(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE, **new_bundle(1), "docs/readme.md": "x"})
-    conclusions = await run_job(fake_github, gh_app, pr)
+    conclusions = (await run_job(fake_github, gh_app, pr)).conclusions
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert set(runs) == {f"detbot/{c}" for c in PR_CHECKS}
     assert all(r.status == "completed" for r in runs.values())
@@ -176,3 +176,15 @@ async def test_fork_pr_renamed_and_removed_files(fake_github, gh_app):
     assert {a["path"] for a in syntax.annotations} == {"rules/windows/new.yml"}
     assert "azure_signin_scripted_client" not in syntax.output["summary"]
     assert f"`{new_rule_path(2)}`" in syntax.output["summary"]
+
+
+async def test_3000_file_listing_is_capped_and_said(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    listing = [{"filename": f"docs/page{i:04d}.md", "status": "added", "sha": "0" * 40, "additions": 1,
+                "deletions": 0, "changes": 1} for i in range(3100)]
+    pr = fake_github.open_pull(repo, {"docs/page0000.md": "x"}, files_override=listing)
+    await run_job(fake_github, gh_app, pr)
+    assert len(fake_github.requests_to("/repos/*/pulls/*/files")) == 30
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {r.conclusion for r in runs.values()} == {"skipped"}
+    assert all("3,000 files" in r.output["summary"] for r in runs.values())

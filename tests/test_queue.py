@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -354,3 +355,45 @@ def test_make_queue_parses_the_setting():
     assert isinstance(make_queue("memory"), MemoryQueue)
     with pytest.raises(ValueError, match="unknown queue"):
         make_queue("rabbitmq://x")
+
+
+async def test_a_later_arrival_keeps_the_key_against_an_older_claim(make):
+    """Two workers (or processes) may parse two deliveries of one PR out of order: the later arrival wins."""
+    results = {}
+    both_started = asyncio.Event()
+    started = []
+
+    async def handler(run: JobRun) -> None:
+        started.append(run.job.id)
+        if len(started) == 2:
+            both_started.set()
+        await both_started.wait()
+        n = run.job.payload["n"]
+        if n == 2:
+            results[2] = await run.claim("octo/rules#4")      # newer arrival claims first
+        else:
+            await asyncio.sleep(0.02)
+            results[1] = await run.claim("octo/rules#4")      # older arrival, claiming later: stale
+        results[f"current{n}"] = await run.is_current()
+
+    q = await make(handler)
+    older = job(None, n=1)
+    newer = job(None, n=2)
+    older.enqueued_at, newer.enqueued_at = 1000.0, 1001.0
+    await q.enqueue(older)
+    await q.enqueue(newer)
+    await wait_for(lambda: len(results) == 4)
+    assert results == {2: True, 1: False, "current2": True, "current1": False}
+
+
+async def test_webhook_jobs_carry_the_raw_body_and_parse_it_once(make):
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.data["action"])
+
+    q = await make(handler)
+    await q.enqueue(Job("pull_request", body='{"action": "opened", "repository": {"full_name": "o/r"}}'))
+    await wait_for(lambda: seen == ["opened"])
+    j = Job("pull_request", body='{"action": "x"}')
+    assert json.loads(j.dumps())["payload"] is None and Job.loads(j.dumps()).data == {"action": "x"}

@@ -1,10 +1,8 @@
 """Crash safety: runs left in progress by a dead process are re-run or concluded; live ones are left alone."""
-import pytest
-
 from bot.pr_flow import PullRequestTarget, check_pull_request
 from bot.publish import ACTIVE_RUNS, PR_CHECKS, CheckRunSet
 from bot.recovery import recover, recover_repository
-from tests.ghflow_support import INSTALLATION, BROKEN_RULE, example_files, runs_by_name, gh, gh_app  # noqa: F401
+from tests.ghflow_support import BROKEN_RULE, INSTALLATION, example_files, runs_by_name
 
 
 async def crashed_job(gh, pr, checks=PR_CHECKS):
@@ -70,3 +68,36 @@ async def test_stuck_replay_is_concluded_not_rerun(fake_github, gh):
     assert enqueued == [] and len(report.concluded) == 1
     run = fake_github.runs[report.concluded[0]]
     assert run.conclusion == "failure" and "/replay" in run.output["summary"]
+
+
+async def test_serve_start_up_sweep_concludes_and_reruns(fake_github, gh):
+    """`detbot serve`'s background work (pr_handlers.install): the start-up sweep through the real app."""
+    import asyncio
+
+    from aiohttp import web
+
+    from bot.github import GitHubApp
+    from bot.pr_handlers import install
+    from bot.server import create_app
+    from tests.fakegithub.harness import TEST_RETRY, settings_for
+
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
+    stale = await crashed_job(gh, pr)
+    settings = settings_for(fake_github)
+    app = create_app(settings, github=GitHubApp(app_id=settings.app_id, private_key=settings.private_key,
+                                                base_url=settings.github_url, retry=TEST_RETRY))
+    install(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        for _ in range(500):
+            runs = fake_github.check_runs(repo, pr.head_sha)
+            if len(runs) == 8 and all(r.status == "completed" for r in runs):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    assert all(fake_github.runs[i].conclusion == "cancelled" for i in stale.ids.values())
+    assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"

@@ -154,6 +154,14 @@ async def test_renamed_grok_field_breaks_matches_and_drifts_non_matches(repo):
     assert [(c.field, c.kind, c.before) for c in broken.field_diff] == [("user.name", "vanished", "root")]
 
 
+async def test_pipeline_on_failure_keeps_a_partial_event_and_says_why(repo):
+    (repo / "parsers/sshd.yml").write_text(PIPELINE.replace("port %{POSINT:source.port:int}'", "port %{WORD:p} X'")
+                                           + "on_failure:\n  - set: {field: error.message, value: parse failed}\n")
+    report = await replay(repo, rule_ids=["ssh_root"])
+    root = {r.test_name: r for r in report.results}["root login"]
+    assert root.verdict == "RULE_BROKEN" and "[parser: pipeline on_failure ran after: processor [grok]" in root.detail
+
+
 async def test_changed_value_makes_a_new_match(repo):
     (repo / "parsers/sshd.yml").write_text(PIPELINE.replace(
         "  - lowercase:\n      field: outcome\n      target_field: event.action\n",
@@ -196,6 +204,8 @@ async def test_rule_selection_and_unknown_rules(repo):
     report = await replay(repo, rule_ids=["rules/windows/evil.yml", "nope"])
     assert {r.rule_path for r in report.results} == {"rules/windows/evil.yml"}
     assert report.unknown_rules == ["nope"] and report.rules == 1
+    report = await replay(repo, rule_ids=["ssh login as ROOT", "6A1F7C2E-1111-4C4C-9C9C-000000000002"])
+    assert {r.rule_path for r in report.results} == {"rules/linux/ssh_root.yml", "rules/windows/evil.yml"}
 
 
 async def test_changed_parser_selects_every_rule_it_parses(repo):
@@ -281,6 +291,13 @@ def test_cli_exit_codes_formats_and_cache(repo, capsys):
     (repo / ".github/detbot.yml").write_text("replay: {bogus: 1}\n")
     assert cli(["replay", str(repo)]) == 2
     assert "config error" in capsys.readouterr().err
+
+
+def test_cli_unusable_cache_is_a_warning_not_a_failure(repo, capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (repo / "rules/linux/ssh_root.tests.yml").write_text(TESTS.split("- name: garbage line")[0])
+    assert cli(["replay", str(repo), "--rule", "ssh_root", "--cache", str(tmp_path / "file" / "c.sqlite")]) == 0
+    assert "unavailable" in capsys.readouterr().err
 
 
 def test_cli_markdown_all(repo, capsys):

@@ -195,16 +195,28 @@ def test_validator_config_passed_to_constructor():
     assert not run_syntax({"rules/r.yml": text}, relaxed)
 
 
-def test_unknown_validator_is_a_config_error_at_its_line():
+def test_unknown_validator_is_a_config_error_at_its_line(tmp_path, capsys):
     cfg = "rules: ['rules/**/*.yml']\nvalidators:\n  validators:\n    - all\n    - -no_such_validator\n"
-    findings = run_syntax({"rules/r.yml": GOOD}, cfg)
-    f = only(findings, "Invalid validator config")[0]
-    assert (f.path, f.start_line, f.level) == (".github/detbot.yml", 5, "failure")
-    assert "no_such_validator" in f.message
-    from checks.validation import build_validators
     with pytest.raises(ConfigError) as e:
-        build_validators(parse_config(cfg))
-    assert e.value.line == 5
+        parse_config(cfg)
+    assert (e.value.line, e.value.key) == (5, "validators.validators.1")
+    assert "no_such_validator" in str(e.value)
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "detbot.yml").write_text(cfg)
+    from bot.cli import main
+    assert main(["check", str(tmp_path)]) == 2
+    assert ".github/detbot.yml:5" in capsys.readouterr().err
+    bad_exclusion = "validators:\n  exclusions:\n    some-id: [attacktag, nope]\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(bad_exclusion)
+    assert e.value.line == 3
+
+
+def test_invalid_validator_config_built_in_code_is_a_finding():
+    cfg = Config(validators={"validators": ["all", "-no_such_validator"]})
+    findings = run_checks(MemorySource({"rules/r.yml": GOOD.encode()}), cfg, only=["syntax"]).findings
+    f = only(findings, "Invalid validator config")[0]
+    assert (f.path, f.level) == (".github/detbot.yml", "failure")
 
 
 def test_legacy_defense_evasion_satisfies_v19_tactic():
@@ -275,11 +287,19 @@ def test_correlation_references_must_exist():
         [("rules/corr.yml", line_of(CORRELATION, "missing_rule"), col_of(CORRELATION, "missing_rule"))]
 
 
-def test_broken_correlation_is_a_finding():
-    text = CORRELATION.replace("type: event_count", "type: not_a_type")
+@pytest.mark.parametrize("old,new,needle,title", [
+    ("type: event_count", "type: not_a_type", "not_a_type", "Sigma correlation type error"),
+    ("timespan: 1h", "timespan: 1x", "1x", "Sigma timespan error"),
+    ("    group-by:\n        - Computer", "    group-by: 5", "5", "Sigma correlation rule error"),
+    ("gte: 3", "gte: abc", "abc", "Sigma correlation condition error"),
+])
+def test_correlation_errors_at_their_attribute(old, new, needle, title):
+    text = CORRELATION.replace(old, new)
+    assert text != CORRELATION
     findings = run_syntax({"rules/a.yml": GOOD, "rules/corr.yml": text}, CORE_ONLY)
-    f = [f for f in findings if f.path == "rules/corr.yml" and f.level == "failure"][0]
-    assert f.start_line == line_of(text, "not_a_type") or f.start_line == line_of(text, "correlation:")
+    f = only([f for f in findings if f.path == "rules/corr.yml"], title)[0]
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.endswith(": " + needle))
+    assert (f.start_line, f.start_column) == (line, text.splitlines()[line - 1].index(needle) + 1)
 
 
 def test_anything_pysigma_raises_becomes_a_finding(monkeypatch):
@@ -330,3 +350,49 @@ def test_pull_request_mode_on_github_reads_no_extra_files():
     findings = run_checks(source, parse_config(CORE_ONLY), changed=["rules/corr.yml"], only=["syntax"]).findings
     assert set(reads) <= {"rules/corr.yml"}
     assert not [f for f in findings if f.title == "Unknown correlated rule"]
+
+
+LEGACY = """\
+action: global
+title: Legacy Collection
+id: 7d1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b17
+status: test
+level: high
+detection:
+    condition: selection
+---
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\\\\x.exe'
+---
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        Image|endwith: '/x'
+"""
+
+
+def test_legacy_collection_documents_share_the_global_id():
+    findings = run_syntax({"rules/coll.yml": LEGACY}, CORE_ONLY)
+    assert not [f for f in findings if f.title == "Duplicate rule id"]
+    assert only(findings, "Unknown modifier 'endwith'")[0].start_line == line_of(LEGACY, "endwith")
+    other = GOOD.replace("3c1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b11", "7d1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b17")
+    dups = only(run_syntax({"rules/coll.yml": LEGACY, "rules/other.yml": other}, CORE_ONLY), "Duplicate rule id")
+    assert sorted((f.path, f.start_line) for f in dups) == [("rules/coll.yml", 3), ("rules/other.yml", 2)]
+
+
+def test_issue_about_a_modifier_lands_on_the_key_using_it():
+    text = mutate("        CommandLine|contains|all:\n            - 'urlcache'\n            - 'http'",
+                  "        CommandLine|contains: 'urlcache'\n        CommandLine|endswith|all: 'http'")
+    cfg = "validators:\n  validators: [sigmahq_invalid_all_modifier, all_of_them_condition]\n"
+    text = mutate("condition: all of selection_*", "condition: selection_img and all of them", text)
+    findings = run_syntax({"rules/r.yml": text}, cfg)
+    f = only(findings, "sigmahq_invalid_all_modifier")[0]
+    assert f.start_line == line_of(text, "CommandLine|endswith|all")
+    them = only(findings, "all_of_them_condition")[0]
+    assert (them.start_line, them.start_column) == (line_of(text, "condition:"), col_of(text, "them"))

@@ -213,3 +213,20 @@ def test_event_file_forms_for_explain():
     assert len(load_event_file(src, "t.yml").tests) == 2
     [one] = load_event_file(src, "one.yml").tests
     assert (one.name, one.expect) == ("n", "no_match")
+
+
+def test_absurdly_nested_json_is_a_finding():
+    deep = "[" * 200_000 + "]" * 200_000
+    out = load({"rules/r.tests/a.json": deep})
+    assert [f.title for f in out.findings] == ["Malformed test file"]
+    src = MemorySource({"e.json": deep.encode()})
+    assert [f.title for f in load_event_file(src, "e.json").findings] == ["Malformed event file"]
+
+
+def test_sigmahq_data_listed_but_not_fetched_is_a_warning():
+    src = MemorySource({"rules/windows/r.yml": SIGMAHQ_RULE.encode()},
+                       listing=["rules/windows/r.yml", "regression_data/rules/windows/r/info.yml"])
+    doc = load_one(SIGMAHQ_RULE.encode())
+    out = load_tests(src, [], "rules/windows/r.yml", doc.data, doc)
+    [f] = out.findings
+    assert (f.level, f.title, f.start_line) == ("warning", "Regression tests not read", 4)

@@ -16,26 +16,11 @@ from bot.routes import installations
 from bot.webhook import signature_of, verify_signature
 from tests.fakegithub import (FakeGitHub, delivery, installation_event, issue_comment_event, ping_event,
                               pull_request_event)
-from tests.fakegithub.harness import SECRET, running_bot
+from tests.fakegithub.harness import SECRET, probe_check_run_router, running_bot
 
 
 def probe_router(record: list | None = None) -> Router:
-    """A stand-in for the PR flow: on a pull_request event, create and complete one check run."""
-    router = Router(installations.router)
-
-    @router.register("pull_request", action="opened")
-    @router.register("pull_request", action="synchronize")
-    async def probe(event, gh, ctx):
-        pr = event.data["pull_request"]
-        repo = event.data["repository"]["full_name"]
-        run = await gh.post(f"/repos/{repo}/check-runs", data={
-            "name": "detbot/probe", "head_sha": pr["head"]["sha"], "status": "in_progress",
-            "output": {"title": "probe", "summary": "running"}})
-        await gh.patch(f"/repos/{repo}/check-runs/{run['id']}", data={
-            "conclusion": "success", "output": {"title": "probe", "summary": "done"}})
-        if record is not None:
-            record.append((ctx.run.job.delivery_id, pr["number"], pr["head"]["sha"]))
-    return router
+    return Router(installations.router, probe_check_run_router(record))
 
 
 @pytest.fixture
@@ -122,7 +107,7 @@ async def test_oversized_body_is_413(world):
 async def test_malformed_deliveries_are_400(world):
     fake, repo = world
     async with running_bot(fake, router=probe_router()) as bot:
-        body = b"{not json"
+        body = b"not json"
         headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "x1",
                    "X-Hub-Signature-256": signature_of(SECRET, body), "Content-Type": "application/json"}
         async with bot.session.post(f"{bot.url}/webhook", data=body, headers=headers) as r:
@@ -140,6 +125,14 @@ async def test_malformed_deliveries_are_400(world):
         async with bot.session.post(f"{bot.url}/webhook", data=body, headers=headers) as r:
             assert r.status == 400
         assert bot.queue.processed == 0
+        # Signed but broken JSON (GitHub never sends it): parsed by the worker, which fails that job alone.
+        body = b'{"action": "opened", '
+        headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "x4",
+                   "X-Hub-Signature-256": signature_of(SECRET, body)}
+        async with bot.session.post(f"{bot.url}/webhook", data=body, headers=headers) as r:
+            assert r.status == 202
+        await bot.settle()
+        assert bot.metrics.jobs.value(state="failed") == 1
 
 
 async def test_ping_and_unrouted_events_are_answered_but_not_queued(world):
@@ -148,13 +141,17 @@ async def test_ping_and_unrouted_events_are_answered_but_not_queued(world):
     async with running_bot(fake, router=probe_router()) as bot:
         status, answer = await bot.deliver("ping", ping_event(fake))
         assert status == 200 and answer["status"] == "pong"
-        status, answer = await bot.deliver("pull_request", pull_request_event(fake, pr, "closed"))
-        assert (status, answer["status"]) == (202, "ignored")
         status, answer = await bot.deliver("issue_comment", issue_comment_event(fake, pr, "thanks!"))
-        assert (status, answer["status"]) == (202, "ignored")
+        assert (status, answer["status"]) == (202, "ignored")        # no router handles issue_comment here
         await bot.settle()
         assert bot.queue.processed == 0
-        assert bot.metrics.deliveries.value(event="pull_request", result="ignored") == 1
+        assert bot.metrics.deliveries.value(event="issue_comment", result="ignored") == 1
+        # pull_request is routed, but not its "closed" action: the worker drops it after parsing
+        status, answer = await bot.deliver("pull_request", pull_request_event(fake, pr, "closed"))
+        assert (status, answer["status"]) == (202, "accepted")
+        await bot.settle()
+        assert bot.metrics.jobs.value(state="ignored") == 1
+    assert fake.requests == []
 
 
 async def test_github_502_then_success_is_retried(world):
@@ -390,3 +387,45 @@ async def test_unreachable_github_does_not_break_the_webhook():
         assert bot.metrics.jobs.value(state="failed") == 1
         assert bot.metrics.github_calls.value(method="POST", status=0) >= 1
 
+
+
+async def test_two_servers_sharing_redis_split_work_and_drop_redeliveries(world):
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from bot.queue import RedisQueue
+
+    probe = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await asyncio.wait_for(probe.ping(), 1)
+    except Exception:
+        pytest.skip("Redis not reachable on 127.0.0.1:6379")
+    fake, repo = world
+    prefix = f"detbot-test-{uuid.uuid4().hex[:10]}"
+    prs = [fake.open_pull(repo, {f"rules/r{i}.yml": "title: x\n"}) for i in range(10)]
+    done: list = []
+    try:
+        async with running_bot(fake, router=probe_router(done),
+                               queue=RedisQueue("redis://127.0.0.1:6379/0", prefix=prefix, workers=2)) as a, \
+                running_bot(fake, router=probe_router(done),
+                            queue=RedisQueue("redis://127.0.0.1:6379/0", prefix=prefix, workers=2)) as b:
+            for i, pr in enumerate(prs):
+                payload = pull_request_event(fake, pr)
+                first = await (a if i % 2 else b).deliver("pull_request", payload, delivery_id=f"d{i}")
+                again = await (b if i % 2 else a).deliver("pull_request", payload, delivery_id=f"d{i}")
+                assert first[0] == 202 and again == (200, {"status": "duplicate", "delivery": f"d{i}"})
+            for _ in range(500):
+                if len(done) == 10:
+                    break
+                await asyncio.sleep(0.01)
+            await a.settle()
+            await b.settle()
+            assert a.queue.processed and b.queue.processed           # both servers took work
+    finally:
+        keys = [k async for k in probe.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await probe.delete(*keys)
+        await probe.aclose()
+    assert sorted(d[0] for d in done) == sorted(f"d{i}" for i in range(10))
+    assert len(fake.check_runs(repo)) == 10

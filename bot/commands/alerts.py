@@ -13,7 +13,7 @@ from checks.kpi.importer import FORMATS, ImportFailed, RowError, import_file
 from checks.kpi.settings import AlertSettings, alert_settings
 from checks.kpi.store import StoreError, open_store
 
-STORE_ENV = "DETBOT_ALERTS_STORE"
+STORE_ENV = "DETBOT_ALERT_STORE"
 MAX_SHOWN_ERRORS = 50
 PROGRESS_MIN_BYTES = 4 << 20  # smaller files are read before a progress line would help
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from checks.config import ConfigError
@@ -10,7 +11,7 @@ from checks.replay.replay import run_replay_sync
 from checks.replay.report import render_json, render_markdown, render_text
 from checks.replay.settings import parse_settings
 
-from .check import Progress
+from .check import Progress, _repo_relative
 from .repo import CommandError, open_repository
 
 
@@ -45,10 +46,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"detbot: config error: {e}", file=sys.stderr)
         return 2
     cache_path = None if args.no_cache else (args.cache or (str(root / settings.cache) if settings.cache else None))
-    cache = ReplayCache(cache_path) if cache_path else None
+    cache = None
+    if cache_path:
+        try:
+            cache = ReplayCache(cache_path)
+        except (OSError, sqlite3.Error) as e:
+            print(f"detbot: replay cache {cache_path} unavailable ({e}); parsing every log", file=sys.stderr)
     progress = Progress()
     try:
-        report = run_replay_sync(source, config, args.rules, cache, changed=args.changed_only,
+        changed = [_repo_relative(p, root) for p in args.changed_only] if args.changed_only is not None else None
+        report = run_replay_sync(source, config, args.rules, cache, changed=changed,
                                  allow_remote=not args.offline, progress=progress)
     finally:
         progress.close()
@@ -60,6 +67,6 @@ def main(args: argparse.Namespace) -> int:
         print(render_markdown(report))
     else:
         print(render_text(report, args.verbose))
-    if report.unknown_rules and not report.results:
+    if report.unknown_rules and report.rules == 0:
         return 2
     return 1 if report.broken else 0

@@ -6,6 +6,11 @@ import argparse
 import sys
 
 
+# GitHub may open hundreds of connections at once (a push to many PRs, a redelivery burst); the default listen
+# backlog (128) drops the excess SYNs and each dropped one costs the sender a one-second retransmit.
+BACKLOG = 1024
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the GitHub App: webhook server and job workers (settings from "
                                      "DETBOT_* environment variables)")
@@ -31,6 +36,11 @@ def main(args: argparse.Namespace) -> int:
               f"GitHub {settings.github_url}, queue {settings.queue.split('@')[-1]})")
         return 0
     configure_logging(settings.log_level, settings.log_format)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None)
+    app = create_app(settings)
+    # Crash recovery sweeps and the daily replay (the pull request flow's background work).
+    from ..pr_handlers import install
+    install(app)
+    web.run_app(app, host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None,
+                backlog=BACKLOG)
     return 0

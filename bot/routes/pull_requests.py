@@ -1,12 +1,11 @@
-"""pull_request events: opened, synchronize, reopened, ready_for_review -> check the head SHA.
-
-The PR flow (ghflow) registers its handler here:
-
-    @router.register("pull_request", action="opened")   # and the other PR_ACTIONS
-    async def check_head(event, gh, ctx): ...
-"""
+"""pull_request events: opened, synchronize, reopened, ready_for_review -> check the head SHA (bot/pr_handlers)."""
 from __future__ import annotations
 
 from gidgethub.routing import Router
 
+from ..pr_handlers import on_pull_request
+from . import PR_ACTIONS
+
 router = Router()
+for _action in PR_ACTIONS:
+    router.add(on_pull_request, "pull_request", action=_action)

@@ -185,19 +185,36 @@ class _Item:
         return MISSING
 
 
-MAX_CLAUSES = 3
+MAX_CLAUSES = 4
+USEFUL = 0.9  # a clause this likely to hold (a bare "has a value") filters too little to be worth counting
+
+
+def _chance(clause: list[tuple]) -> float:
+    """Rough chance that some atom of the clause holds (each atom carries its own estimate)."""
+    return min(1.0, sum(atom[2] for _, atom in clause))
 
 
 def _combine(children: list[list[list[tuple]]], conjunction: bool) -> list[list[tuple]]:
-    """AND: every child's clauses hold; OR: one clause made of each child's shortest clause."""
+    """AND: every child's clauses hold (keep the most selective); OR: one clause made of each
+    child's most selective clause."""
     if conjunction:
-        out = [c for child in children for c in child]
-        return sorted(out, key=len)[:MAX_CLAUSES]
+        ranked = sorted((c for child in children for c in child), key=_chance)
+        kept = [c for c in ranked[:MAX_CLAUSES] if _chance(c) < USEFUL]
+        return kept or ranked[:1]
     if any(not child for child in children):
         return []
     if len(children) == 1:
         return children[0]
-    return [[a for child in children for a in min(child, key=len)]]
+    # (A1 and A2) or (B1 and B2) = (A1 or B1) and (A1 or B2) and (A2 or B1) and (A2 or B2):
+    # distribute while the product stays small, keep the most selective resulting clauses.
+    product: list[list[tuple]] = [[]]
+    for child in children:
+        if len(product) * len(child) > 64:
+            return [[a for child in children for a in min(child, key=_chance)]]
+        product = [acc + clause for acc in product for clause in child]
+    ranked = sorted(product, key=_chance)
+    kept = [c for c in ranked[:MAX_CLAUSES] if _chance(c) < USEFUL]
+    return kept or ranked[:1]
 
 
 _NO_REFS: frozenset[str] = frozenset()
@@ -301,6 +318,8 @@ def _grouped_any(tests: list[Test]) -> Test:
 
 class _Detection:
     """A search identifier's definition: a map (AND of items), or a list (OR of maps / values)."""
+
+    __slots__ = ("all", "children", "fast")
 
     def __init__(self, identifier: str, path: tuple, det: SigmaDetection, raw: Any,
                  placeholders: dict[str, list[str]], errors: list[str]):

@@ -7,6 +7,7 @@ Compiling is safe either way: neither engine runs a pattern while compiling it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -66,6 +67,16 @@ class GuardedRegex:
             raise RegexTimeout(f"regular expression '{self.pattern}' timed out after {self.timeout}s") from e
 
 
+@lru_cache(maxsize=4096)
+def _engine_compile(pattern: str, flags: int) -> Any:
+    # Cached: pySigma compiles every `1 of selection_*` selector and every |re value through the
+    # engine, the same few patterns over and over, and an RE2 compile costs far more than a lookup.
+    try:
+        return _re2_compile(pattern, flags)
+    except re2.error:
+        return regex.compile(pattern, flags | regex.V0)
+
+
 class GuardedRegexEngine(RegexEngine):
     """pySigma regex engine for rule parsing: RE2 where it can, `regex` (look-arounds) otherwise.
 
@@ -74,10 +85,7 @@ class GuardedRegexEngine(RegexEngine):
     """
 
     def compile(self, pattern: str, flags: int = 0) -> Any:
-        try:
-            return _re2_compile(pattern, flags)
-        except re2.error:
-            return regex.compile(pattern, flags | regex.V0)
+        return _engine_compile(pattern, int(flags))
 
     @property
     def error(self) -> type[Exception]:

@@ -51,7 +51,7 @@ class RuleSet:
         options.log_errors = False
         by_field: dict[str, list[tuple[str, int]]] = {}
         self.numbers: dict[str, dict[Any, list[int]]] = {}
-        for (field, (kind, value)), aid in atom_ids.items():
+        for (field, (kind, value, _chance)), aid in atom_ids.items():
             if kind == "s":
                 by_field.setdefault(field, []).append((value, aid))
             else:

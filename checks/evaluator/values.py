@@ -138,9 +138,11 @@ def plain_shapes(v: Any) -> list[tuple] | None:
 
 
 def shape_atom(kind: str, text: str, cased: bool = False) -> tuple:
+    """("s", RE2 pattern on lower-cased text, rough chance it holds in an event)."""
     esc = re.escape(text.lower())
+    chance = {"exact": 0.02, "prefix": 0.05, "suffix": 0.05}.get(kind, 0.3 if len(text) < 4 else 0.1)
     return ("s", "(?s)" + {"exact": f"^{esc}$", "prefix": f"^{esc}", "suffix": f"{esc}$",
-                           "contains": esc}[kind])
+                           "contains": esc}[kind], chance)
 
 
 def _atom(kind: str, text: str | None, s: SigmaString) -> tuple | None:
@@ -149,12 +151,19 @@ def _atom(kind: str, text: str | None, s: SigmaString) -> tuple | None:
     if kind == "any":
         return None
     if kind == "pattern":
-        return ("s", "^(?:" + wildcard_regex(s, True) + ")$")
+        return ("s", "^(?:" + wildcard_regex(s, True) + ")$", 0.1)
     return shape_atom(kind, text)  # type: ignore[arg-type]
+
+
+# Holds whenever the field has any value with a string form: every value test but null and exists
+# needs one (numbers, booleans, addresses and timestamps all have a string form in FieldValue.lows).
+PRESENT = ("s", "(?s)^", 0.9)
 
 
 def test_atoms(test: Test) -> list[tuple] | None:
     """Atoms one of which holds whenever `test` holds; None when no such list is known."""
+    if test is null_test or test is never or getattr(test, "absent_ok", False):
+        return None
     parts = getattr(test, "parts", None)
     if parts is not None:
         out: list[tuple] = []
@@ -164,8 +173,11 @@ def test_atoms(test: Test) -> list[tuple] | None:
                 return None
             out.extend(sub)
         return out
+    atoms = getattr(test, "atoms", None)
+    if atoms is not None:
+        return list(atoms)
     atom = getattr(test, "atom", None)
-    return [atom] if atom is not None else None
+    return [atom if atom is not None else PRESENT]
 
 
 # --- other value types --------------------------------------------------------------------------
@@ -175,7 +187,7 @@ def number_test(n: SigmaNumber) -> Test:
 
     def test(fv: FieldValue, view: EventView) -> bool:
         return target in fv.nums
-    test.atom = ("n", target)  # type: ignore[attr-defined]
+    test.atom = ("n", target, 0.1)  # type: ignore[attr-defined]
     return test
 
 
@@ -218,6 +230,12 @@ def regex_test(r: SigmaRegularExpression) -> Test:
 
 def cidr_test(c: SigmaCIDRExpression) -> Test:
     network = c.network
+    ip_atoms = None
+    if network.version == 4:
+        # Octet-aligned text prefixes (pySigma's own expansion) cover every dotted-quad address
+        # of the network, which is all ip_address() accepts for IPv4.
+        ip_atoms = [("s", "(?s)^\\s*" + re.escape(p.rstrip("*")) + ("" if p.endswith("*") else "\\s*$"), 0.05)
+                    for p in c.expand()]
 
     def test(fv: FieldValue, view: EventView) -> bool:
         for x in fv.strs:
@@ -227,6 +245,8 @@ def cidr_test(c: SigmaCIDRExpression) -> Test:
             except ValueError:
                 continue
         return False
+    if ip_atoms is not None:
+        test.atoms = ip_atoms  # type: ignore[attr-defined]
     return test
 
 
@@ -250,6 +270,7 @@ def exists_test(e: SigmaExists) -> Test:
 
     def test(fv: FieldValue, view: EventView) -> bool:
         return fv.present is want
+    test.absent_ok = True  # type: ignore[attr-defined]
     return test
 
 

@@ -39,6 +39,8 @@ PARSER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("ok", "unparsed", "error")
 MAX_ERROR_BODY = 300
 RETRY_STATUSES = {429, 502, 503, 504}
+# An answer beyond this is refused rather than held in memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -250,7 +252,11 @@ class _HttpBase:
         try:
             async with self.session().request(method, url, json=body, timeout=self.timeout,
                                               headers=self.headers) as resp:
-                text = await resp.text()
+                body_bytes = await resp.content.read(MAX_ANSWER_BYTES + 1)
+                if len(body_bytes) > MAX_ANSWER_BYTES:
+                    raise BackendError(f"{self.name}: answer to {method} {url} is larger than "
+                                       f"{MAX_ANSWER_BYTES:,} bytes; lower batch_size")
+                text = body_bytes.decode("utf-8", errors="replace")
                 if resp.status >= 300:
                     message = f"{self.name}: HTTP {resp.status} from {method} {url}: {_error_reason(text)}"
                     raise (_Transient if resp.status in RETRY_STATUSES else BackendError)(message)

@@ -18,219 +18,23 @@ them (a stored 4624 equals a parsed "4624"); dotted and nested spellings of a fi
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
-from posixpath import basename, splitext
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import Config
-from ..evaluator import MISSING, lookup
-from ..repository import RuleBundle, bundles_for_changed, discover
+from ..repository import RuleBundle
 from ..rule_runs import CompiledDoc, compile_docs
 from ..runner import CheckContext
 from ..source import FileSource
 from ..testevents import TestEvent, bundle_tests
-from .backends import BackendError, EmbeddedBackend, ParserBackend, ParseResult, called_pipelines, errors_for
+from .backends import BackendError, ParserBackend, ParseResult, errors_for
 from .cache import ReplayCache, raw_digest
-from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings, parser_files
+from .results import BROKEN, VERDICTS, FieldChange, ReplayReport, ReplayResult, field_diff
+from .selection import parser_of, raw_text, select_bundles
+from .settings import ReplaySettings, backend_name_for, build_backends, parse_settings
 
-VERDICTS = ("PASS", "RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR", "SKIPPED")
-BROKEN = ("RULE_BROKEN", "NEW_MATCH", "FIELD_DRIFT", "UNPARSED", "BACKEND_ERROR")
-
-
-@dataclass
-class FieldChange:
-    field: str
-    kind: str  # changed | vanished | appeared
-    before: Any = None
-    after: Any = None
-
-    def describe(self) -> str:
-        if self.kind == "vanished":
-            return f"{self.field}: {_show(self.before)} → (absent)"
-        if self.kind == "appeared":
-            return f"{self.field}: (absent) → {_show(self.after)}"
-        return f"{self.field}: {_show(self.before)} → {_show(self.after)}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "kind": self.kind, "before": self.before, "after": self.after}
-
-
-@dataclass
-class ReplayResult:
-    rule_id: str | None
-    rule_path: str
-    test_name: str
-    test_path: str
-    test_line: int
-    verdict: str
-    detail: str
-    field_diff: list[FieldChange] = field(default_factory=list)
-    rule_title: str = ""
-    expect: str = ""
-    parser: str | None = None
-    backend: str | None = None
-    parser_version: str = ""
-    cached: bool = False
-    # The detail without the list of field changes (shown apart in tables).
-    summary: str = ""
-
-    @property
-    def broken(self) -> bool:
-        return self.verdict in BROKEN
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule_id": self.rule_id, "rule_path": self.rule_path, "rule_title": self.rule_title,
-                "test_name": self.test_name, "test_path": self.test_path, "test_line": self.test_line,
-                "expect": self.expect, "verdict": self.verdict, "detail": self.detail,
-                "field_diff": [c.to_dict() for c in self.field_diff], "parser": self.parser,
-                "backend": self.backend, "parser_version": self.parser_version, "cached": self.cached}
-
-
-@dataclass
-class ReplayReport:
-    results: list[ReplayResult] = field(default_factory=list)
-    rules: int = 0
-    # Rule selectors (ids, paths, names) that named no rule.
-    unknown_rules: list[str] = field(default_factory=list)
-    cache_hits: int = 0
-    # Logs a parser actually ran on (not from the cache, not lost to a backend error).
-    parsed: int = 0
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {v: sum(r.verdict == v for r in self.results) for v in VERDICTS}
-
-    @property
-    def broken(self) -> bool:
-        return any(r.broken for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rules": self.rules, "counts": self.counts, "broken": self.broken,
-                "unknown_rules": self.unknown_rules, "cache_hits": self.cache_hits, "parsed": self.parsed,
-                "results": [r.to_dict() for r in self.results]}
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-# --- field comparison ------------------------------------------------------------------------------------
-
-def _norm(value: Any) -> Any:
-    """Sigma compares values as strings: 4624 and "4624", true and "true" are the same value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _norm(v) for k, v in value.items()}
-    return value
-
-
-def field_diff(fields: Iterable[str], stored: Mapping[str, Any], parsed: Mapping[str, Any]) -> list[FieldChange]:
-    out: list[FieldChange] = []
-    for f in sorted(fields):
-        before, after = lookup(stored, f), lookup(parsed, f)
-        if before is MISSING and after is MISSING:
-            continue
-        if after is MISSING:
-            out.append(FieldChange(f, "vanished", before, None))
-        elif before is MISSING:
-            out.append(FieldChange(f, "appeared", None, after))
-        elif _norm(before) != _norm(after):
-            out.append(FieldChange(f, "changed", before, after))
-    return out
-
-
-# --- selection ---------------------------------------------------------------------------------------------
-
-def _rule_keys(bundle: RuleBundle, ctx: CheckContext) -> set[str]:
-    keys = {bundle.rule_path, bundle.name, splitext(basename(bundle.rule_path))[0]}
-    for d in ctx.rule_file(bundle.rule_path).docs:
-        if d.rule_id:
-            keys.add(d.rule_id)
-    return keys
-
-
-def _parsers_in(changed: Iterable[str], settings: ReplaySettings, source: FileSource) -> set[str]:
-    """The parsers a change touches: the changed pipelines and, transitively, the pipelines calling them."""
-    touched = {splitext(basename(p))[0] for p in parser_files(changed, settings)}
-    if not touched:
-        return touched
-    embedded = EmbeddedBackend(source, settings.parsers_dir)
-    callers: dict[str, set[str]] = {}
-    for path in parser_files(source.paths(), settings):
-        name = splitext(basename(path))[0]
-        try:
-            _, doc = embedded.definition(name)
-        except (BackendError, LookupError):
-            continue
-        for called in called_pipelines(doc.data):
-            callers.setdefault(called, set()).add(name)
-    todo = list(touched)
-    while todo:
-        for caller in callers.get(todo.pop(), ()):
-            if caller not in touched:
-                touched.add(caller)
-                todo.append(caller)
-    return touched
-
-
-def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[str] | None,
-                   changed: Iterable[str] | None) -> tuple[list[RuleBundle], list[str]]:
-    """The rules to replay: those named (by id, path or file name), else those a change touched (a changed
-    parser pipeline touches every rule whose tests it parses), else all of them."""
-    every = discover(ctx.source, ctx.config)
-    if rule_ids:
-        wanted = {r.strip() for r in rule_ids if r.strip()}
-        chosen, seen = [], set()
-        for b in every:
-            hit = _rule_keys(b, ctx) & wanted
-            if hit:
-                chosen.append(b)
-                seen |= hit
-        return chosen, sorted(wanted - seen)
-    if changed is None:
-        return every, []
-    changed = list(changed)
-    chosen = bundles_for_changed(changed, ctx.source, ctx.config)
-    parsers = _parsers_in(changed, settings, ctx.source)
-    if parsers:
-        have = {b.rule_path for b in chosen}
-        for b in every:
-            if b.rule_path not in have and any(_parser_of(t, b, ctx) in parsers for t in bundle_tests(ctx, b).tests):
-                chosen.append(b)
-    return chosen, []
-
-
-def _logsource(bundle: RuleBundle, ctx: CheckContext) -> dict[str, Any]:
-    for d in ctx.rule_file(bundle.rule_path).docs:
-        if isinstance(d.data, dict) and isinstance(d.data.get("logsource"), dict):
-            return d.data["logsource"]
-    return {}
-
-
-def _parser_of(test: TestEvent, bundle: RuleBundle, ctx: CheckContext) -> str | None:
-    if test.parser:
-        return test.parser
-    route = ctx.config.parser_for(_logsource(bundle, ctx))
-    return route.parser if route else None
-
-
-def raw_text(raw: Any) -> str:
-    """A raw log as the parser receives it: text as is, a structured (JSON) log stored as YAML re-serialised."""
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, (dict, list)):
-        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
-    return str(raw)
-
+__all__ = ["BROKEN", "VERDICTS", "FieldChange", "ReplayReport", "ReplayResult", "field_diff", "parse_cached",
+           "run_replay", "run_replay_sync"]
 
 # --- parsing through the cache -----------------------------------------------------------------------------
 
@@ -301,6 +105,8 @@ def _verdict(w: _Work, result: ParseResult, cached: bool) -> ReplayResult:
     stored_matched, _ = _evaluate(w.docs, t.event)
     changes = "; ".join(c.describe() for c in diff)
     note = f" [evaluation: {'; '.join(errors[:3])}]" if errors else ""
+    if result.warnings:  # e.g. the pipeline's on_failure ran: the event is only partly parsed
+        note += f" [parser: {'; '.join(result.warnings[:3])}]"
     if stored_matched != (t.expect == "match"):
         # The test fails on its stored event already (the tests check says so): no baseline to compare with.
         now = "gives the expected outcome" if matched == (t.expect == "match") else "fails the same way"
@@ -347,7 +153,7 @@ def _plan(ctx: CheckContext, settings: ReplaySettings, bundles: list[RuleBundle]
         title = str(first.data.get("title") or "") if first else ""
         for t in bundle_tests(ctx, bundle).tests:
             w = _Work(bundle, docs, t, rule_id, title)
-            w.parser = _parser_of(t, bundle, ctx)
+            w.parser = parser_of(t, bundle, ctx)
             if w.parser:
                 w.backend = backend_name_for(w.parser, config, settings)
             if not any(d.compiled for d in docs):
@@ -392,19 +198,25 @@ async def run_replay(source: FileSource, config: Config, rule_ids: list[str] | N
         bundles, unknown, slots, groups = await asyncio.to_thread(prepare)
         report = ReplayReport(rules=len(bundles), unknown_rules=unknown)
 
+        parsed: list[tuple[list[int], list[ParseResult], list[bool]]] = []
+
         async def run_group(key: tuple[str, str], idx: list[int]) -> None:
             backend = available[key[0]]
             raws = [slots[i].raw for i in idx]  # type: ignore[union-attr]
             results, cached = await parse_cached(backend, key[1], raws, cache)  # type: ignore[arg-type]
             report.cache_hits += sum(cached)
             report.parsed += sum(not c and r.status != "error" for r, c in zip(results, cached))
+            parsed.append((idx, results, cached))
 
-            def judge() -> None:
+        # Backends work concurrently; the verdicts are then judged in one worker thread, so no compiled rule
+        # is evaluated from two threads at once.
+        await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
+
+        def judge() -> None:
+            for idx, results, cached in parsed:
                 for i, r, c in zip(idx, results, cached):
                     slots[i] = _verdict(slots[i], r, c)  # type: ignore[arg-type]
-            await asyncio.to_thread(judge)
-
-        await asyncio.gather(*(run_group(k, v) for k, v in groups.items()))
+        await asyncio.to_thread(judge)
     finally:
         if own:
             for b in available.values():

@@ -61,6 +61,28 @@ class RunningBot:
         await self.queue.join(timeout)
 
 
+def probe_check_run_router(record: list | None = None, *, enabled: bool = True) -> Router:
+    """A stand-in for the PR flow: on pull_request opened / synchronize, create and complete one check run
+    (appending (delivery id, PR number, head sha) to `record`). With `enabled=False` the jobs do nothing."""
+    router = Router()
+
+    @router.register("pull_request", action="opened")
+    @router.register("pull_request", action="synchronize")
+    async def probe(event: Any, gh: Any, ctx: Any) -> None:
+        if not enabled:
+            return
+        pr = event.data["pull_request"]
+        repo = event.data["repository"]["full_name"]
+        run = await gh.post(f"/repos/{repo}/check-runs", data={
+            "name": "detbot/probe", "head_sha": pr["head"]["sha"], "status": "in_progress",
+            "output": {"title": "probe", "summary": "running"}})
+        await gh.patch(f"/repos/{repo}/check-runs/{run['id']}", data={
+            "conclusion": "success", "output": {"title": "probe", "summary": "done"}})
+        if record is not None:
+            record.append((ctx.run.job.delivery_id, pr["number"], pr["head"]["sha"]))
+    return router
+
+
 def settings_for(fake: FakeGitHub, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(app_id=fake.app_id, private_key=fake.private_key_pem.decode(),
                                   webhook_secret=SECRET, github_url=fake.url, host="127.0.0.1", port=0,
@@ -80,7 +102,7 @@ async def running_bot(fake: FakeGitHub, *, router: Router | None = None, queue: 
     app = create_app(settings, github=github, queue=queue, router=router, metrics=metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:

@@ -659,6 +659,14 @@ class FakeGitHub:
                 errors.append({"resource": "CheckRun", "code": "invalid", "field": f"annotations[{i}]",
                                "message": "start_column and end_column may only be used when start_line "
                                           "equals end_line"})
+            if len(a.get("title") or "") > 255:
+                errors.append({"resource": "CheckRun", "code": "invalid", "field": f"annotations[{i}].title",
+                               "message": "title is too long (maximum is 255 characters)"})
+            for field_ in ("message", "raw_details"):
+                if len((a.get(field_) or "").encode()) > 65535:
+                    errors.append({"resource": "CheckRun", "code": "invalid",
+                                   "field": f"annotations[{i}].{field_}",
+                                   "message": f"{field_} is too long (maximum is 64 kilobytes)"})
             if a["start_line"] < 1:
                 errors.append({"resource": "CheckRun", "code": "invalid", "field": f"annotations[{i}].start_line",
                                "message": "start_line must be at least 1"})

@@ -1,4 +1,4 @@
-"""Date parsing and formatting for the `date` processor: ISO8601, UNIX, UNIX_MS and a subset of java-time
+"""Date parsing and formatting for the `date` processor: ISO8601, UNIX, UNIX_MS, TAI64N and a subset of java-time
 patterns (y u M d H h m s S a E X x Z z, 'literals', [optional sections]).
 
 A date without an offset is read in the processor's `timezone` (default UTC). Results are expressed in that
@@ -211,6 +211,15 @@ def _unix_ms(value: str, tz: tzinfo) -> datetime:
     return datetime.fromtimestamp(int(float(value)) / 1000, tz)
 
 
+def _tai64n(value: str, tz: tzinfo) -> datetime:
+    """Elasticsearch's reading: 16 hex digits of seconds (TAI, 2^62 offset, 10 s leap), 8 of nanoseconds."""
+    text = value[1:] if value.startswith("@") else value
+    if len(text) != 24:
+        raise ValueError(value)
+    base, rest = int(text[1:16], 16), int(text[16:24], 16)
+    return datetime.fromtimestamp(((base * 1000) - 10000 + rest // 1_000_000) / 1000, tz)
+
+
 @lru_cache(maxsize=256)
 def parser_for(fmt: str) -> Parser:
     fmt = _ALIASES.get(fmt, fmt)
@@ -221,7 +230,7 @@ def parser_for(fmt: str) -> Parser:
     if fmt == "UNIX_MS":
         return _unix_ms
     if fmt == "TAI64N":
-        raise DateFormatError("date format [TAI64N] is not supported")
+        return _tai64n
     return _java_parser(fmt)
 
 

@@ -42,6 +42,18 @@ def split_path(path: str) -> tuple[bool, tuple[str, ...]]:
     return False, tuple(path.split("."))
 
 
+def _index(items: list[Any], part: str, path: str) -> int:
+    try:
+        i = int(part)
+    except ValueError:
+        raise ProcessorError(f"[{part}] is not an integer, cannot be used as an index as part of path [{path}]") \
+            from None
+    if not 0 <= i < len(items):
+        raise ProcessorError(f"[{part}] is out of bounds for array with length [{len(items)}] as part of path "
+                             f"[{path}]")
+    return i
+
+
 class IngestDocument:
     __slots__ = ("source", "ingest")
 
@@ -84,42 +96,42 @@ class IngestDocument:
 
     def set(self, path: str, value: Any) -> None:
         node: Any
-        node, parts = self._root(path)
-        if len(parts) == 1:  # the common case, kept fast
-            node[parts[0]] = value
-            return
+        in_ingest, parts = split_path(path)
+        node = self.ingest if in_ingest else self.source
+        last = parts[-1]
         for part in parts[:-1]:
+            # The common case first: walking or creating plain objects.
             if type(node) is dict:
                 child = node.get(part)
                 if type(child) is dict:
                     node = child
                     continue
-            if isinstance(node, dict):
-                child = node.get(part)
                 if child is None:
-                    child = node[part] = {}
-                node = child
-            elif isinstance(node, list):
-                try:
-                    node = node[int(part)]
-                except (ValueError, IndexError):
-                    raise ProcessorError(f"[{part}] is not an integer, cannot be used as an index as part of "
-                                         f"path [{path}]") from None
-            else:
-                raise ProcessorError(f"cannot set [{parts[-1]}] with parent object of type "
-                                     f"[{type_name(node)}] as part of path [{path}]")
-        last = parts[-1]
-        if isinstance(node, dict):
+                    node[part] = node = {}
+                    continue
+            node = self._descend(node, part, path, last)
+        if type(node) is dict:
             node[last] = value
         elif isinstance(node, list):
-            try:
-                node[int(last)] = value
-            except (ValueError, IndexError):
-                raise ProcessorError(f"[{last}] is not an integer, cannot be used as an index as part of "
-                                     f"path [{path}]") from None
+            node[_index(node, last, path)] = value
         else:
             raise ProcessorError(f"cannot set [{last}] with parent object of type [{type_name(node)}] "
                                  f"as part of path [{path}]")
+
+    @staticmethod
+    def _descend(node: Any, part: str, path: str, last: str) -> Any:
+        """One step of `set` through a list, or a failure through a scalar."""
+        if isinstance(node, dict):
+            child = node[part]
+            if isinstance(child, list):
+                return child
+            # A scalar: nothing can be set below it.
+            raise ProcessorError(f"cannot set [{last}] with parent object of type [{type_name(child)}] as part "
+                                 f"of path [{path}]")
+        if isinstance(node, list):
+            return node[_index(node, part, path)]
+        raise ProcessorError(f"cannot set [{last}] with parent object of type [{type_name(node)}] "
+                             f"as part of path [{path}]")
 
     def append(self, path: str, values: list[Any], allow_duplicates: bool = True) -> None:
         current = self.get(path)

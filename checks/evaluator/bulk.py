@@ -1,0 +1,41 @@
+"""Compiling a whole catalog at once.
+
+Compiling allocates many small, long-lived objects; CPython's cyclic collector then rescans the
+growing heap again and again while nothing is garbage yet (it doubled the compile time of a 3,000
+rule catalog). Bulk loading pauses it and lets it run once at the end.
+"""
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sigma.rule import SigmaRule
+
+from .compile import CompiledRule, CompileError, compile_rule
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def compile_all(rules: Iterable[tuple[SigmaRule, Mapping[str, Any] | None]],
+                placeholders: dict[str, list[str]] | None = None) -> tuple[list[CompiledRule], list[str]]:
+    """Compile (rule, yaml data) pairs; returns the compiled rules and one message per failure."""
+    out: list[CompiledRule] = []
+    errors: list[str] = []
+    with paused_gc():
+        for rule, data in rules:
+            try:
+                out.append(compile_rule(rule, placeholders, data=data))
+            except CompileError as e:
+                errors.append(f"{rule.title}: {e}")
+    return out, errors

@@ -1,0 +1,130 @@
+"""Comment commands end to end through the server, with the real actions (replay, recheck, KPI view)."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.command_handlers import forget_handled
+from bot.fetch import BLOBS
+from bot.pr_handlers import close_stores
+from tests.fakegithub import issue_comment_event
+from tests.fakegithub.harness import running_bot
+from tests.ghflow_support import INSTALLATION, example_files, new_bundle, runs_by_name
+
+PARSER = "parsers/microsoft365.yml"
+AITM_TESTS = "rules/cloud/m365/m365_aitm_proxy_signin.tests.yml"
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    BLOBS.clear()
+    forget_handled()
+
+
+@pytest.fixture
+def repo(fake_github):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    fake_github.set_permission(repo, "maint", "maintain")
+    fake_github.set_permission(repo, "reader", "read")
+    return repo
+
+
+def broken_parser() -> str:
+    """The example's Microsoft 365 pipeline with its client address captured under another name: the
+    parser regression replay exists to catch."""
+    text = example_files()[PARSER]
+    return "\n".join(line.replace(":source.ip}", ":client.ip}") if "%{IPV" in line else line
+                     for line in text.splitlines()) + "\n"
+
+
+def reactions(fake, payload):
+    return [r["content"] for r in fake.comments[payload["comment"]["id"]].reactions]
+
+
+def bot_replies(fake, pr):
+    return [c for c in fake.issue_comments(pr.repo, pr.number) if c.user == fake.bot_login]
+
+
+async def test_authorised_replay_runs_and_reports_the_broken_parser(fake_github, repo):
+    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    async with running_bot(fake_github) as bot:
+        payload = issue_comment_event(fake_github, pr, "Parser change, please check:\n/replay", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.status == "completed" and replay.conclusion == "failure"
+    assert any(a["path"] == AITM_TESTS and a["annotation_level"] == "failure" for a in replay.annotations)
+    assert "RULE_BROKEN" in replay.output["summary"] and "source.ip" in replay.output["summary"]
+    assert [a["identifier"] for a in replay.actions] == ["replay"]
+    assert reactions(fake_github, payload) == ["eyes", "+1"]
+
+
+async def test_replay_of_named_rule_and_unknown_rule(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    async with running_bot(fake_github) as bot:
+        payload = issue_comment_event(fake_github, pr, "/replay no-such-rule", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.settle(30)
+    assert reactions(fake_github, payload) == ["eyes", "-1"]
+    assert "no rule matches `no-such-rule`" in bot_replies(fake_github, pr)[-1].body
+
+
+async def test_unauthorised_user_runs_nothing(fake_github, repo):
+    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    async with running_bot(fake_github) as bot:
+        for user in ("reader", "drive-by"):
+            await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay\n/recheck", user=user))
+        await bot.settle(30)
+    assert fake_github.check_runs(repo) == []
+    replies = bot_replies(fake_github, pr)
+    assert len(replies) == 2 and all("write access" in c.body for c in replies)
+
+
+async def test_forged_bot_looking_comment_is_ignored(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="maint")
+    payload["sender"] = {**payload["sender"], "login": "detbot[bot]", "type": "Bot"}
+    payload["comment"]["user"] = dict(payload["sender"])
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("issue_comment", payload)
+        await bot.settle()
+    assert fake_github.check_runs(repo) == [] and reactions(fake_github, payload) == []
+    assert not fake_github.requests_to("/repos/*/collaborators/*/permission")
+
+
+async def test_edited_comment_does_not_rerun_a_command_already_run(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    async with running_bot(fake_github) as bot:
+        payload = issue_comment_event(fake_github, pr, "/recheck", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.settle()
+        assert len(fake_github.check_runs(repo, pr.head_sha, "detbot/syntax")) == 1
+        comment = fake_github.comments[payload["comment"]["id"]]
+        comment.body = "/recheck\n\nthanks!"
+        edited = issue_comment_event(fake_github, pr, comment.body, user="maint", action="edited", comment=comment)
+        edited["changes"] = {"body": {"from": "/recheck"}}
+        await bot.deliver("issue_comment", edited)
+        await bot.settle()
+    assert len(fake_github.check_runs(repo, pr.head_sha, "detbot/syntax")) == 1
+    assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "success"
+
+
+async def test_kpi_command_replies_with_the_view(fake_github, repo, tmp_path):
+    from checks.kpi.store import Alert, open_store
+    url = f"sqlite:///{tmp_path}/alerts.db"
+    store = await open_store(url)
+    now = datetime.now(timezone.utc)
+    rule_id = "3c1d2f9e-6a0b-4b8e-9e7a-000000000001"
+    await store.upsert_many([Alert("soc", f"a{i}", rule_id, now - timedelta(days=i % 10), stage="closed",
+                                   verdict="false_positive" if i % 3 else "true_positive") for i in range(30)])
+    await store.close()
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    try:
+        async with running_bot(fake_github, alert_store=url) as bot:
+            payload = issue_comment_event(fake_github, pr, "/kpi --days 14", user="maint")
+            await bot.deliver("issue_comment", payload)
+            await bot.settle()
+    finally:
+        await close_stores()
+    reply = bot_replies(fake_github, pr)[-1].body
+    assert "14" in reply and "Certutil Download From Internet 1" in reply
+    assert reactions(fake_github, payload) == ["eyes", "+1"]
