@@ -16,10 +16,10 @@ from .settings import ImportSettings, RuleMap
 from .store import Alert, AlertStore, UpsertResult
 
 FORMATS = ("csv", "jsonl")
-MAX_FIELD = 1 << 20
+MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
 # The record's fields in the order AlertReader.alert takes them.
 FIELD_ORDER = ("alert_id", "source", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
-               "stage", "verdict", "status")  # one field of an alert export is never a megabyte; a longer one is a broken row
+               "stage", "verdict", "status")
 
 
 @dataclass
