@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = cmds.add_parser("import", help="import a CSV or JSON Lines export (re-importing updates, never duplicates)")
     imp.add_argument("file")
     imp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file extension")
-    imp.add_argument("--source", default=None, help="source name stored with each alert (default: alerts.import.source)")
+    imp.add_argument("--source", default=None,
+                     help="source name stored with each alert (default: alerts.import.source)")
     add_common(imp)
     imp.set_defaults(func=main_import)
     syn = cmds.add_parser("sync", help="fetch alerts from a SIEM")
@@ -62,7 +63,8 @@ class ByteProgress:
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total < self.min_bytes:
             return
-        sys.stderr.write(f"\r{self.label}: {100 * done // max(total, 1):3d}% ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
+        percent = 100 * done // max(total, 1)
+        sys.stderr.write(f"\r{self.label}: {percent:3d}% ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
         sys.stderr.flush()
         self.shown = True
 

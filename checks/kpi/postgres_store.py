@@ -43,7 +43,8 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (rule_id, day)) WITH (fillfactor = 50)""",  # room for HOT updates: every import updates it
         "CREATE INDEX alert_daily_day ON alert_daily (day)",
         """CREATE TABLE alert_rules (
-            rule_id TEXT PRIMARY KEY, rule_title TEXT NOT NULL DEFAULT '', platform_rule_id TEXT NOT NULL DEFAULT '')""",
+            rule_id TEXT PRIMARY KEY, rule_title TEXT NOT NULL DEFAULT '',
+            platform_rule_id TEXT NOT NULL DEFAULT '')""",
         f"""INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
             SELECT rule_id, day, {_SUMS} FROM (
                 SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date AS day, {BUCKET_SQL} AS b FROM alerts a) x

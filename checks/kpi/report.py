@@ -72,7 +72,8 @@ def build_kpi(rule_id: str, title: str, by_day: dict[date, DayCounts], days: int
     triaged = total.closed + total.rejected + total.benign
 
     def span(start: int, end: int) -> int:  # alerts created from `start` to `end` days ago (0 = today)
-        return sum(c.total for d, c in by_day.items() if last - timedelta(days=end) <= d <= last - timedelta(days=start))
+        lo, hi = last - timedelta(days=end), last - timedelta(days=start)
+        return sum(c.total for d, c in by_day.items() if lo <= d <= hi)
 
     return RuleKpi(rule_id, title, days, first, last, total.open, total.closed, total.rejected, total.benign,
                    Rejection(rejected, triaged, min_triaged), WeekChange(span(1, 7), span(8, 14)), daily, benign_as)
