@@ -102,8 +102,16 @@ async def test_serve_command_runs_answers_and_stops_on_sigterm(fake_github, key_
             body = d.body()
             async with session.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                     headers=d.headers(SECRET, body)) as r:
-                # No PR handler is registered on this branch's routers yet: answered, not queued.
-                assert r.status in (202, 200)
+                assert r.status == 202
+            # The real server process runs the pull request flow against the fake GitHub.
+            for _ in range(400):
+                runs = fake_github.check_runs(repo, pr.head_sha)
+                if len(runs) >= 4 and all(run.status == "completed" for run in runs):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"check runs not concluded: {[(r.name, r.status) for r in runs]}")
+            assert {r.name for r in runs} >= {"detbot/syntax", "detbot/tests", "detbot/coverage", "detbot/ads"}
             async with session.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                     headers=d.headers("wrong", body)) as r:
                 assert r.status == 401
