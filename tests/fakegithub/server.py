@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .render import Renderer
 from .spec import Operation, load_spec
 from .state import (CheckRun, Comment, Commit, Installation, PullRequest, Repo, Status, Token, blob_sha, iso,
-                    next_id)
+                    next_id, stable_id)
 
 DOCS = "https://docs.github.com/rest"
 API_VERSIONS = {"2022-11-28", "2026-03-10"}
@@ -736,7 +736,7 @@ class FakeGitHub:
                               [{"resource": "CheckRun", "code": "invalid", "field": "head_sha"}],
                               doc="https://docs.github.com/rest/checks/runs#create-a-check-run")
         run = CheckRun(next_id(), repo, self.app_id, body["name"], body["head_sha"], started_at=iso(),
-                       check_suite_id=abs(hash((repo.id, body["head_sha"]))) % 10_000_000)
+                       check_suite_id=stable_id(repo.id, body["head_sha"]))
         self._apply_run_body(run, {"status": "queued", **body}, call)
         self.runs[run.id] = run
         return 201, self.render.check_run(run, self._prs_for_sha(repo, run.head_sha)), {}
