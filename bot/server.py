@@ -98,7 +98,8 @@ def add_background_task(app: web.Application, factory: Callable[[web.Application
 async def _start(app: web.Application) -> None:
     await app[QUEUE].start(make_job_handler(app[ROUTER], app[GITHUB_APP], app[SETTINGS]))
     log.info("detbot serving", listen=app[SETTINGS].listen, github=app[GITHUB_APP].base_url,
-             queue=type(app[QUEUE]).__name__, workers=app[QUEUE].workers)
+             queue=type(app[QUEUE]).__name__, workers=app[QUEUE].workers,
+             event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
 
 
 async def _stop(app: web.Application) -> None:

@@ -3,12 +3,23 @@ bot/settings.py and the README."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 
 # GitHub may open hundreds of connections at once (a push to many PRs, a redelivery burst); the default listen
 # backlog (128) drops the excess SYNs and each dropped one costs the sender a one-second retransmit.
 BACKLOG = 1024
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (it halves webhook answer latency under bursts: bench/bench_webhook.py),
+    asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,5 +53,5 @@ def main(args: argparse.Namespace) -> int:
     install(app)
     web.run_app(app, host=settings.host, port=settings.port,
                 shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None,
-                backlog=BACKLOG)
+                backlog=BACKLOG, loop=new_event_loop())
     return 0
