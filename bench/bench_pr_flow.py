@@ -11,6 +11,9 @@ Peers side by side in one run:
     detbot          the whole flow: fetch through the API, check in a worker thread, publish runs and annotations
     detbot +20ms    the same with 20 ms added to every GitHub answer (a realistic round trip to api.github.com)
 
+While each PR is being checked, another delivery (GitHub's `ping`) is posted every 20 ms and its answer timed:
+the checks run in a worker thread, and this shows how responsive the webhook stays meanwhile.
+
     python bench/bench_pr_flow.py                  # 1 and 200 rules, 3 rounds each
     python bench/bench_pr_flow.py --rules 1,50 --rounds 2 --latency 0
 """
@@ -66,7 +69,20 @@ def _fake_process(conn, latency: float, sizes: list[int], rounds: int) -> None:
     asyncio.run(main())
 
 
-async def _flow(conn, url: str, app_id: int, key: str, payloads: dict, sizes: list[int]) -> dict[int, list[float]]:
+async def _pings(session, port: int, secret: str, stop: asyncio.Event, out: list[float]) -> None:
+    """Answer latency of the webhook while a job runs (an event no router handles: answered at once)."""
+    from tests.fakegithub.webhooks import delivery, example_payload
+    while not stop.is_set():
+        d = delivery("ping", example_payload("ping", "with-app_id.payload.json"))
+        body = d.body()
+        started = time.perf_counter()
+        async with session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=d.headers(secret, body)):
+            out.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+
+
+async def _flow(conn, url: str, app_id: int, key: str, payloads: dict, sizes: list[int],
+                pings: dict[int, list[float]]) -> dict[int, list[float]]:
     from bot.fetch import BLOBS
     from bot.github import GitHubApp
     from bot.settings import Settings
@@ -98,6 +114,8 @@ async def _flow(conn, url: str, app_id: int, key: str, payloads: dict, sizes: li
                     async with session.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                             headers=d.headers(SECRET, body)) as resp:
                         assert resp.status in (200, 202), resp.status
+                    stop = asyncio.Event()
+                    pinger = asyncio.create_task(_pings(session, port, SECRET, stop, pings.setdefault(size, [])))
                     while True:
                         conn.send(("runs", sha))
                         done, conclusions, _ = await loop.run_in_executor(None, conn.recv)
@@ -105,6 +123,8 @@ async def _flow(conn, url: str, app_id: int, key: str, payloads: dict, sizes: li
                             break
                         await asyncio.sleep(0.005)
                     out.setdefault(size, []).append(time.perf_counter() - started)
+                    stop.set()
+                    await pinger
                     print(f"    {size:>4} rules: {out[size][-1] * 1000:8.0f} ms  conclusions {conclusions}",
                           flush=True)
     finally:
@@ -145,6 +165,7 @@ def main() -> None:
     _quiet()
     sizes = [int(x) for x in args.rules.split(",")]
     results: dict[str, dict[int, list[float]]] = {}
+    pings: dict[str, dict[int, list[float]]] = {}
     print("checks only (run_checks in memory, no GitHub):", flush=True)
     results["checks only"] = {size: _checks_only(size, args.rounds) for size in sizes}
     for latency_ms in [float(x) for x in args.latency.split(",")]:
@@ -155,13 +176,21 @@ def main() -> None:
                                                args=(child, latency_ms / 1000, sizes, args.rounds), daemon=True)
         proc.start()
         url, app_id, key, payloads = parent.recv()
-        results[label] = asyncio.run(_flow(parent, url, app_id, key, payloads, sizes))
+        pings[label] = {}
+        results[label] = asyncio.run(_flow(parent, url, app_id, key, payloads, sizes, pings[label]))
         parent.send("stop")
         proc.join(10)
     print("\nsummary (targets: 1 rule < 1 s, 200 rules < 10 s)")
     for label, by_size in results.items():
         for size, times in by_size.items():
             print(f"  {label:<16} {size:>4} rules   {_fmt(times)}")
+    print("\nwebhook answer latency while the PR is checked (a delivery every 20 ms)")
+    for label, by_size in pings.items():
+        for size, times in by_size.items():
+            ordered = sorted(times)
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            print(f"  {label:<16} {size:>4} rules   p50 {statistics.median(times) * 1000:6.1f} ms   "
+                  f"p99 {p99 * 1000:6.1f} ms   max {max(times) * 1000:6.1f} ms   (n={len(times)})")
 
 
 if __name__ == "__main__":

@@ -201,7 +201,9 @@ async def http_rows(logs: list[str], source: MemorySource) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cache = ReplayCache(Path(tmp) / "replay.sqlite")
             start = time.perf_counter()
-            _, hits1 = await parse_cached(backend, "apache", logs, cache)
+            first, hits1 = await parse_cached(backend, "apache", logs, cache)
+            errors = [r.message for r in first if r.status != "ok"]
+            assert not errors, errors[:3]
             cold = time.perf_counter() - start
             start = time.perf_counter()
             _, hits2 = await parse_cached(backend, "apache", logs, cache)

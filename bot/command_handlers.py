@@ -108,7 +108,11 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
         return out
     repo = payload["repository"]["full_name"]
     comment_id, number = int(comment["id"]), int(issue["number"])
-    commands = [c for c in new_commands(payload) if (repo, comment_id, c.key) not in _handled]
+    # The same line twice in one comment runs once.
+    unique: dict[str, Command] = {}
+    for c in new_commands(payload):
+        unique.setdefault(c.key, c)
+    commands = [c for c in unique.values() if (repo, comment_id, c.key) not in _handled]
     if not commands:
         out.ignored = "no new command"
         return out

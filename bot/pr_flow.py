@@ -23,6 +23,7 @@ from checks.findings import Finding
 from checks.runner import RunResult, run_checks
 
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
+from .queue import SHUTDOWN, SUPERSEDED, TIMEOUT, current_run
 from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text
 from .summary import (TRUNCATED_NOTE, Output, render_check_output, render_config_error, render_disabled,
                       render_skipped)
@@ -124,9 +125,22 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
     return dict(await asyncio.gather(*(one(c) for c in checks)))
 
 
+CANCEL_REASONS = {
+    SUPERSEDED: "a newer commit was pushed",
+    SHUTDOWN: "detbot was shut down while checking; use Re-run or comment `/recheck`",
+}
+
+
 async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
+    """Conclude the runs of a cancelled job, saying why: the queue records the reason on the job's run."""
     await asyncio.wait([creating])
-    await runs.cancel_pending()
+    run = current_run()
+    reason = run.cancel_reason if run is not None else None
+    if reason == TIMEOUT:
+        await runs.conclude_pending("timed_out", lambda c: Output(
+            "Timed out", f"**detbot/{c}** did not finish within detbot's job timeout. Use Re-run or `/recheck`."))
+    else:
+        await runs.cancel_pending(CANCEL_REASONS.get(reason or SUPERSEDED, "the job was cancelled"))
 
 
 @dataclass

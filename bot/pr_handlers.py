@@ -30,8 +30,9 @@ from .schedule import DailyScheduler, schedule_time
 
 log = structlog.get_logger(__name__)
 
-RECOVERY_INTERVAL = 300.0  # seconds between sweeps for runs left in progress
+RECOVERY_INTERVAL = 600.0  # seconds between sweeps for runs left in progress
 RECOVERY_MIN_AGE = 900.0  # a periodic sweep only takes runs older than this (another worker may own younger)
+RECOVERY_WINDOW = 24 * 3600.0  # a periodic sweep looks at pull requests updated this recently
 
 
 # ---------------------------------------------------------------- finding the pull request
@@ -215,7 +216,8 @@ async def installation_repositories(github: Any) -> list[tuple[Any, int, list[di
     return out
 
 
-async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float) -> Any:
+async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
+                      updated_within: float | None = None) -> Any:
     """Re-run (through the queue, newest wins) or conclude every check run left in progress."""
     from .queue import Job
 
@@ -228,7 +230,7 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float)
         await queue.enqueue(Job("check_suite", payload, delivery_id=f"recovery-{target.key}-{target.head_sha}",
                                 installation_id=target.installation_id, key=target.key, sha=target.head_sha))
 
-    report = await recover(clients, settings.app_id, enqueue, min_age=min_age)
+    report = await recover(clients, settings.app_id, enqueue, min_age=min_age, updated_within=updated_within)
     log.info("recovery.sweep", prs=report.prs_seen, stale=len(report.stale_runs), rerun=report.rerun)
     return report
 
@@ -239,13 +241,16 @@ def install(app: web.Application) -> None:
     from .server import GITHUB_APP, QUEUE, SETTINGS, add_background_task
 
     async def sweeps(app: web.Application) -> None:
-        min_age = 0.0  # at start-up no job of ours is running: every in-progress run is stale
+        # At start-up no job of ours is running: every in-progress run on any open PR is stale. Later sweeps
+        # take only old runs on recently updated PRs (GitHub's rate limit is per installation and hour).
+        min_age, window = 0.0, None
         while True:
             try:
-                await recover_all(app[GITHUB_APP], app[QUEUE], app[SETTINGS], min_age=min_age)
+                await recover_all(app[GITHUB_APP], app[QUEUE], app[SETTINGS], min_age=min_age,
+                                  updated_within=window)
             except Exception as e:  # noqa: BLE001 -- retried at the next sweep
                 log.error("recovery.failed", error=repr(e))
-            min_age = RECOVERY_MIN_AGE
+            min_age, window = RECOVERY_MIN_AGE, RECOVERY_WINDOW
             await asyncio.sleep(RECOVERY_INTERVAL)
 
     async def daily(app: web.Application) -> None:

@@ -30,12 +30,7 @@ class RecoveryReport:
 
 def _age_seconds(run: dict[str, Any], now: float) -> float:
     stamp = run.get("started_at") or run.get("created_at")
-    if not stamp:
-        return float("inf")
-    try:
-        return now - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return float("inf")
+    return now - _stamp(stamp) if stamp else float("inf")
 
 
 def _summary(check: str, rerun: bool) -> dict[str, str]:
@@ -61,10 +56,23 @@ async def stale_runs(gh: Any, repo: str, head_sha: str, app_id: int, *, min_age:
     return out
 
 
+def _stamp(value: str | None) -> float:
+    try:
+        return datetime.fromisoformat((value or "").replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")
+
+
 async def recover_repository(gh: Any, repo: str, app_id: int, enqueue: Enqueue | None, *,
-                             min_age: float = 0.0, report: RecoveryReport | None = None) -> RecoveryReport:
+                             min_age: float = 0.0, updated_within: float | None = None,
+                             report: RecoveryReport | None = None) -> RecoveryReport:
+    """`updated_within` (seconds): only pull requests updated that recently (a run left hanging was started by
+    an event that updated its PR); one request per PR is too many for every open PR of an organisation."""
     report = report or RecoveryReport()
-    async for pr in gh.getiter(f"/repos/{repo}/pulls?state=open&per_page=100"):
+    cutoff = time.time() - updated_within if updated_within is not None else None
+    async for pr in gh.getiter(f"/repos/{repo}/pulls?state=open&sort=updated&direction=desc&per_page=100"):
+        if cutoff is not None and _stamp(pr.get("updated_at")) < cutoff:
+            continue
         report.prs_seen += 1
         target = PullRequestTarget.from_pull_request(pr, getattr(gh, "installation_id", None))
         runs = await stale_runs(gh, repo, target.head_sha, app_id, min_age=min_age)
@@ -91,13 +99,14 @@ async def recover_repository(gh: Any, repo: str, app_id: int, enqueue: Enqueue |
 
 
 async def recover(clients: Iterable[tuple[Any, Iterable[str]]], app_id: int, enqueue: Enqueue | None, *,
-                  min_age: float = 0.0) -> RecoveryReport:
+                  min_age: float = 0.0, updated_within: float | None = None) -> RecoveryReport:
     """`clients`: (installation client, its repositories' full names) pairs."""
     report = RecoveryReport()
     for gh, repos in clients:
         for repo in repos:
             try:
-                await recover_repository(gh, repo, app_id, enqueue, min_age=min_age, report=report)
+                await recover_repository(gh, repo, app_id, enqueue, min_age=min_age, updated_within=updated_within,
+                                         report=report)
             except Exception as e:  # noqa: BLE001 -- one repository's failure must not stop the sweep
                 log.error("recovery.repo_failed", repo=repo, error=repr(e))
     return report

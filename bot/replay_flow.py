@@ -77,6 +77,10 @@ async def replay_pull_request(gh: Any, target: PullRequestTarget, rules: Iterabl
         except ConfigError as e:
             await runs.conclude("replay", "failure", render_config_error("replay", config_error_text(e)))
             return runs.concluded["replay"], None
+        if not config.check("replay").enabled:
+            await runs.conclude("replay", "skipped", Output("Disabled in config", "Replay is disabled in "
+                                "`.github/detbot.yml` (`checks.replay`)."))
+            return runs.concluded["replay"], None
         # Rules named by id or title can be anywhere in the repository: fetch every rule file then.
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher,
                               all_rules=rule_ids is not None, extra=parsers)

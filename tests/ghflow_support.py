@@ -61,6 +61,20 @@ def new_rule_path(n: int, directory: str = "rules/windows") -> str:
     return f"{directory}/proc_creation_win_certutil_dl_{n}.yml"
 
 
+M365_PARSER = "parsers/microsoft365.yml"
+
+
+def broken_m365_parser(lines: int = 3) -> str:
+    """The example's Microsoft 365 ingest pipeline with `lines` of its grok patterns capturing the client address
+    under another name: the parser regression replay exists to catch."""
+    out, left = [], lines
+    for line in _example()[M365_PARSER].splitlines():
+        if "%{IPV" in line and left:
+            line, left = line.replace(":source.ip}", ":client.ip}"), left - 1
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 # A YAML error on line 5 (the unclosed flow sequence): one syntax failure per file.
 BROKEN_RULE = "title: Broken\nid: 1\ndetection:\n  sel: [\n"
 

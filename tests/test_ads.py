@@ -311,3 +311,15 @@ def test_hostile_documents_do_not_crash():
     for text in ["", "\x00\x01binary", "#" * 10000, "## Goal\n" * 5000, "```\n" + "## Goal\n" * 10]:
         found = run_ads(ads_text=text)
         assert found and all(f.path == PATHS["ads"] for f in found)
+
+
+def test_cli_pull_request_mode_shows_the_warning(tmp_path, capsys):
+    from bot.cli import main
+    (tmp_path / "rules/win").mkdir(parents=True)
+    (tmp_path / PATHS["rule"]).write_text(RULE)
+    (tmp_path / PATHS["ads"]).write_text(ADS)
+    assert main(["check", str(tmp_path), "--check", "ads", "--changed-only", PATHS["rule"]]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{PATHS['rule']}:11:1: warning: ADS not updated: this pull request changes")
+    assert main(["check", str(tmp_path), "--check", "ads", "--changed-only", PATHS["rule"], PATHS["ads"]]) == 0
+    assert capsys.readouterr().out == ""

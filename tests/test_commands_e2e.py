@@ -8,9 +8,10 @@ from bot.fetch import BLOBS
 from bot.pr_handlers import close_stores
 from tests.fakegithub import issue_comment_event
 from tests.fakegithub.harness import running_bot
-from tests.ghflow_support import INSTALLATION, example_files, new_bundle, runs_by_name
+from tests.ghflow_support import (INSTALLATION, M365_PARSER, broken_m365_parser, example_files, new_bundle,
+                                  runs_by_name)
 
-PARSER = "parsers/microsoft365.yml"
+PARSER = M365_PARSER
 AITM_TESTS = "rules/cloud/m365/m365_aitm_proxy_signin.tests.yml"
 
 
@@ -28,14 +29,6 @@ def repo(fake_github):
     return repo
 
 
-def broken_parser() -> str:
-    """The example's Microsoft 365 pipeline with its client address captured under another name: the
-    parser regression replay exists to catch."""
-    text = example_files()[PARSER]
-    return "\n".join(line.replace(":source.ip}", ":client.ip}") if "%{IPV" in line else line
-                     for line in text.splitlines()) + "\n"
-
-
 def reactions(fake, payload):
     return [r["content"] for r in fake.comments[payload["comment"]["id"]].reactions]
 
@@ -44,8 +37,8 @@ def bot_replies(fake, pr):
     return [c for c in fake.issue_comments(pr.repo, pr.number) if c.user == fake.bot_login]
 
 
-async def test_authorised_replay_runs_and_reports_the_broken_parser(fake_github, repo):
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+async def test_authorised_replay_runs_and_reports_the_broken_m365_parser(fake_github, repo):
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         payload = issue_comment_event(fake_github, pr, "Parser change, please check:\n/replay", user="maint")
         await bot.deliver("issue_comment", payload)
@@ -69,7 +62,7 @@ async def test_replay_of_named_rule_and_unknown_rule(fake_github, repo):
 
 
 async def test_unauthorised_user_runs_nothing(fake_github, repo):
-    pr = fake_github.open_pull(repo, {PARSER: broken_parser()})
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
     async with running_bot(fake_github) as bot:
         for user in ("reader", "drive-by"):
             await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay\n/recheck", user=user))
@@ -128,3 +121,31 @@ async def test_kpi_command_replies_with_the_view(fake_github, repo, tmp_path):
     reply = bot_replies(fake_github, pr)[-1].body
     assert "14" in reply and "Certutil Download From Internet 1" in reply
     assert reactions(fake_github, payload) == ["eyes", "+1"]
+
+
+async def test_replay_disabled_in_config_is_skipped(fake_github):
+    config = example_files()[".github/detbot.yml"].replace("checks:\n", "checks:\n  replay: false\n", 1)
+    assert "replay: false" in config
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files(config))
+    fake_github.set_permission(repo, "maint", "maintain")
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("issue_comment", issue_comment_event(fake_github, pr, "/replay", user="maint"))
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.conclusion == "skipped" and "disabled" in replay.output["summary"]
+
+
+async def test_replay_button_on_the_tests_run(fake_github, repo):
+    from tests.fakegithub import check_run_event, pull_request_event
+    pr = fake_github.open_pull(repo, {PARSER: broken_m365_parser()})
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle()
+        tests_run = runs_by_name(fake_github, repo, pr.head_sha)["detbot/tests"]
+        assert [a["identifier"] for a in tests_run.actions] == ["rerun", "replay"]
+        await bot.deliver("check_run", check_run_event(fake_github, tests_run, "requested_action", pr,
+                                                       requested_action="replay"))
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.conclusion == "failure" and "RULE_BROKEN" in replay.output["summary"]

@@ -122,3 +122,10 @@ async def test_code_and_quotes_do_not_trigger(fake_github, gh, pr):
     payload = issue_comment_event(fake_github, pr, "> /recheck\n```\n/replay\n```", user="writer")
     assert (await handle_issue_comment(payload, gh, actions)).ignored == "no new command"
     assert reactions(fake_github, payload) == []
+
+
+async def test_same_line_twice_runs_once(fake_github, gh, pr):
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/recheck\n/kpi\n/RECHECK", user="writer")
+    out = await handle_issue_comment(payload, gh, actions)
+    assert out.ran == ["recheck", "kpi"] and [c[0] for c in actions.calls] == ["recheck", "kpi"]

@@ -249,6 +249,24 @@ async def test_http_backend_retries_overload_then_succeeds(aiohttp_server):
     assert r.status == "error" and "HTTP 503" in r.message
 
 
+async def test_http_backend_reads_large_answers_whole(aiohttp_server):
+    async def parse(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"version": "v", "results": [{"status": "ok", "event": {"log": log, "pad": "x" * 2000}}
+                                                              for log in body["logs"]]})
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/parse", parse)
+    server = await aiohttp_server(app)
+    backend = HttpBackend(str(server.make_url("/parse")), batch_size=1000)
+    logs = [f"line {i}" for i in range(1000)]  # ~2 MB per answer: many network chunks
+    try:
+        results = await backend.parse_batch("p", logs)
+    finally:
+        await backend.close()
+    assert [r.status for r in results] == ["ok"] * 1000 and results[999].event["log"] == "line 999"
+
+
 async def test_http_backend_refuses_an_oversized_answer(aiohttp_server, monkeypatch):
     import checks.replay.backends as backends
     monkeypatch.setattr(backends, "MAX_ANSWER_BYTES", 1000)

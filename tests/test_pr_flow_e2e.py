@@ -155,3 +155,14 @@ async def test_crash_recovery_concludes_stale_runs_and_reruns(fake_github, repo)
     assert all(fake_github.runs[i].conclusion == "cancelled" for i in dead.ids.values())
     assert all(r.status == "completed" for r in fake_github.check_runs(repo))
     assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
+
+
+async def test_job_timeout_concludes_timed_out(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    fake_github.latency = 0.05
+    async with running_bot(fake_github, job_timeout=0.4) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle(30)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert set(runs) == DETBOT_RUNS and {r.conclusion for r in runs.values()} == {"timed_out"}
+    assert all("job timeout" in r.output["summary"] for r in runs.values())

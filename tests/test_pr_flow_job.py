@@ -188,3 +188,16 @@ async def test_3000_file_listing_is_capped_and_said(fake_github, gh_app):
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"skipped"}
     assert all("3,000 files" in r.output["summary"] for r in runs.values())
+
+
+async def test_truncated_tree_walks_only_the_directories_needed(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE, **new_bundle(1)})
+    fake_github.tree_truncate_at = 30  # the recursive listing of the whole repository is cut, as on huge repos
+    await run_job(fake_github, gh_app, pr)
+    trees = [r.path for r in fake_github.requests_to("/repos/*/git/trees/*")]
+    assert len(trees) > 1  # the recursive one, then the path down to rules/windows
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert [a["path"] for a in runs["detbot/syntax"].annotations] == ["rules/windows/new.yml"]
+    assert runs["detbot/tests"].conclusion == "success" and runs["detbot/ads"].conclusion == "success"
+    assert "rules/cloud" not in " ".join(fetched_paths(fake_github, repo, pr.head_sha))

@@ -101,3 +101,14 @@ async def test_serve_start_up_sweep_concludes_and_reruns(fake_github, gh):
         await runner.cleanup()
     assert all(fake_github.runs[i].conclusion == "cancelled" for i in stale.ids.values())
     assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
+
+
+async def test_periodic_sweep_skips_pull_requests_not_updated_recently(fake_github, gh):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE})
+    await crashed_job(gh, pr)
+    pr.updated -= 3 * 24 * 3600
+    report = await recover_repository(gh, repo.full_name, fake_github.app_id, None, updated_within=24 * 3600)
+    assert report.prs_seen == 0 and report.concluded == []
+    report = await recover_repository(gh, repo.full_name, fake_github.app_id, None)
+    assert len(report.concluded) == 4

@@ -40,3 +40,4 @@ def test_many_lookups_in_one_call(tmp_path):
         cache.put_many("e", "p", "v", items)
         hits = cache.get_many("e", "p", "v", [d for d, _ in items] + [raw_digest("absent")])
         assert len(hits) == 1200 and hits[raw_digest("7")].event == {"i": 7}
+

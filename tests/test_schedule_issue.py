@@ -16,10 +16,10 @@ from bot.replay_flow import replay_catalog
 from bot.schedule import ISSUE_MARKER
 from tests.fakegithub.spec import Spec, load_spec
 from tests.fakegithub.state import iso
-from tests.ghflow_support import INSTALLATION, example_files
+from tests.ghflow_support import INSTALLATION, M365_PARSER, broken_m365_parser, example_files
 
 ISSUES_SPEC = Path(__file__).parent / "data" / "rest-api-issues.json"
-PARSER = "parsers/microsoft365.yml"
+PARSER = M365_PARSER
 
 
 @pytest.fixture
@@ -92,29 +92,18 @@ def issues(fake_github, monkeypatch):
     return store
 
 
-def broken_parser(lines: int = 3) -> str:
-    """The example's Microsoft 365 pipeline with `lines` of its grok patterns capturing the client address
-    under another name."""
-    out, left = [], lines
-    for line in example_files()[PARSER].splitlines():
-        if "%{IPV" in line and left:
-            line, left = line.replace(":source.ip}", ":client.ip}"), left - 1
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
 async def test_breakage_opens_one_issue_updates_it_and_closes_it(fake_github, gh, issues):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert not report.broken and report.rules >= 10 and change.action == "none"
 
-    fake_github.push(repo, "main", {PARSER: broken_parser(1)})
+    fake_github.push(repo, "main", {PARSER: broken_m365_parser(1)})
     report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert report.broken and change.action == "opened"
     (issue,) = issues.values()
     partly = issue["body"]
 
-    fake_github.push(repo, "main", {PARSER: broken_parser(3)})
+    fake_github.push(repo, "main", {PARSER: broken_m365_parser(3)})
     report, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert change.action == "updated" and change.number == issue["number"] and issue["body"] != partly
     assert issue["body"].startswith(ISSUE_MARKER) and issue["state"] == "open"
@@ -135,7 +124,7 @@ async def test_breakage_opens_one_issue_updates_it_and_closes_it(fake_github, gh
 
 async def test_users_marker_issue_is_not_ours(fake_github, gh, issues):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
-                                files={**example_files(), PARSER: broken_parser()})
+                                files={**example_files(), PARSER: broken_m365_parser()})
     issues[(repo.full_name, 900)] = {"number": 900, "id": 900, "title": "fake", "body": f"{ISSUE_MARKER}\nmine",
                                      "state": "open", "state_reason": None, "user": "mallory", "created_at": iso(),
                                      "updated_at": iso(), "closed_at": None}

@@ -252,11 +252,15 @@ class _HttpBase:
         try:
             async with self.session().request(method, url, json=body, timeout=self.timeout,
                                               headers=self.headers) as resp:
-                body_bytes = await resp.content.read(MAX_ANSWER_BYTES + 1)
-                if len(body_bytes) > MAX_ANSWER_BYTES:
-                    raise BackendError(f"{self.name}: answer to {method} {url} is larger than "
-                                       f"{MAX_ANSWER_BYTES:,} bytes; lower batch_size")
-                text = body_bytes.decode("utf-8", errors="replace")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise BackendError(f"{self.name}: answer to {method} {url} is larger than "
+                                           f"{MAX_ANSWER_BYTES:,} bytes; lower batch_size")
+                    chunks.append(chunk)
+                text = b"".join(chunks).decode("utf-8", errors="replace")
                 if resp.status >= 300:
                     message = f"{self.name}: HTTP {resp.status} from {method} {url}: {_error_reason(text)}"
                     raise (_Transient if resp.status in RETRY_STATUSES else BackendError)(message)
