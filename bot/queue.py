@@ -36,6 +36,7 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 from cachetools import TTLCache
+from redis.exceptions import RedisError
 
 from .metrics import Metrics
 
@@ -85,6 +86,10 @@ class Job:
 
 class QueueClosed(Exception):
     """The queue is shutting down and takes no new jobs."""
+
+
+class QueueUnavailable(Exception):
+    """The queue's backend cannot be reached at start."""
 
 
 class QueueFull(Exception):
@@ -422,7 +427,10 @@ class RedisQueue(JobQueue):
         return f"{self.prefix}:alive:{consumer}"
 
     async def start(self, handler: JobHandler) -> None:
-        await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+        try:
+            await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+        except (OSError, RedisError) as e:
+            raise QueueUnavailable(f"cannot reach Redis at {_without_password(self.url)}: {e}") from e
         await self.recover()
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(self.channel)
@@ -561,6 +569,11 @@ def job_log_fields(job: Job) -> dict[str, Any]:
         if value:
             fields[name] = value
     return fields
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 def make_queue(spec: str, **kwargs: Any) -> JobQueue:

@@ -136,3 +136,14 @@ async def test_serve_command_reports_missing_settings():
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert b"DETBOT_APP_ID" in err and b"DETBOT_WEBHOOK_SECRET" in err
+
+
+async def test_serve_command_names_an_unreachable_redis(key_file):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DETBOT_")}, "PYTHONPATH": str(ROOT),
+           "DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY_FILE": str(key_file), "DETBOT_WEBHOOK_SECRET": "s",
+           "DETBOT_LISTEN": f"127.0.0.1:{_free_port()}", "DETBOT_QUEUE": "redis://user:secret@127.0.0.1:1/0"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1
+    assert b"cannot reach Redis at redis://127.0.0.1:1/0" in err and b"secret" not in err

@@ -34,6 +34,7 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from ..logging import configure_logging
+    from ..queue import QueueUnavailable
     from ..server import create_app
     from ..settings import Settings, SettingsError
 
@@ -51,7 +52,11 @@ def main(args: argparse.Namespace) -> int:
     # Crash recovery sweeps and the daily replay (the pull request flow's background work).
     from ..pr_handlers import install
     install(app)
-    web.run_app(app, host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None,
-                backlog=BACKLOG, loop=new_event_loop())
+    try:
+        web.run_app(app, host=settings.host, port=settings.port,
+                    shutdown_timeout=settings.shutdown_timeout + 5, access_log=None, print=None,
+                    backlog=BACKLOG, loop=new_event_loop())
+    except (QueueUnavailable, OSError) as e:   # Redis unreachable, address in use, ...
+        print(f"detbot: cannot start: {e}", file=sys.stderr)
+        return 1
     return 0
