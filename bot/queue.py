@@ -430,7 +430,7 @@ class RedisQueue(JobQueue):
         try:
             await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
         except (OSError, RedisError) as e:
-            raise QueueUnavailable(f"cannot reach Redis at {_without_password(self.url)}: {e}") from e
+            raise QueueUnavailable(f"cannot reach Redis at {without_password(self.url)}: {e}") from e
         await self.recover()
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(self.channel)
@@ -571,7 +571,7 @@ def job_log_fields(job: Job) -> dict[str, Any]:
     return fields
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return scheme + sep + rest.rpartition("@")[2] if sep else url
 

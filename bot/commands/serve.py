@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from ..logging import configure_logging
-    from ..queue import QueueUnavailable
+    from ..queue import QueueUnavailable, without_password
     from ..server import create_app
     from ..settings import Settings, SettingsError
 
@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.check_config:
         print(f"detbot: configuration complete (app {settings.app_id}, listening on {settings.listen}, "
-              f"GitHub {settings.github_url}, queue {settings.queue.split('@')[-1]})")
+              f"GitHub {settings.github_url}, queue {without_password(settings.queue)})")
         return 0
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
