@@ -197,12 +197,12 @@ async def test_expired_token_is_refreshed_between_jobs(world):
 
 async def test_short_lived_tokens_are_renewed_without_a_401(world):
     fake, repo = world
-    fake.token_lifetime = 0.6
+    fake.token_lifetime = 1.0
     pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
     async with running_bot(fake, router=probe_router()) as bot:
         await bot.deliver("pull_request", pull_request_event(fake, pr))
         await bot.settle()
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.0)
         fake.push_to_pull(pr, {"rules/a.yml": "title: c\n"})
         await bot.deliver("pull_request", pull_request_event(fake, pr, "synchronize"))
         await bot.settle()
