@@ -63,6 +63,14 @@ def test_complete_settings(key_file):
                                                                      "memory")
 
 
+def test_webhook_only_servers_need_a_shared_queue(key_file):
+    base = {"DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY_FILE": str(key_file), "DETBOT_WEBHOOK_SECRET": "s",
+            "DETBOT_WORKERS": "0"}
+    with pytest.raises(SettingsError, match="DETBOT_WORKERS=0"):
+        Settings.from_env(base)
+    assert Settings.from_env({**base, "DETBOT_QUEUE": "redis://r:6379/0"}).workers == 0
+
+
 def test_private_key_inline_with_escaped_newlines():
     pem = app_keypair()[0].decode().replace("\n", "\\n")
     s = Settings.from_env({"DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY": pem, "DETBOT_WEBHOOK_SECRET": "s"})
