@@ -6,7 +6,8 @@ example payload, adapted; ~19 KB) at once from a raw asyncio-streams client and 
 side, all on the same machine in the same run:
 
     floor          a bare aiohttp app that reads the body and answers 202: what the machine and aiohttp cost
-    memory/parked  detbot, in-process queue without workers: the answer path alone
+    memory/parked  detbot, in-process queue without workers: the answer path alone (redis/parked: a
+                   webhook-only server, DETBOT_WORKERS=0, with workers in other processes)
     memory / none  detbot, in-process queue, jobs that do nothing (but parse the delivery)
     memory / probe detbot, in-process queue, each job creates and completes a check run on the fake GitHub
     redis  / ...   the same with the Redis queue
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PEERS = ("floor", "floor@uvloop", "memory/parked", "memory/none", "memory/probe", "memory/probe@uvloop",
-         "redis/none", "redis/probe", "redis/probe@uvloop")
+         "redis/parked@uvloop", "redis/none", "redis/probe", "redis/probe@uvloop")
 
 
 def _fake_process(conn) -> None:
