@@ -3,7 +3,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "rules-repo"
-SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
 # The fake GitHub's fixtures (`fake_github`) and the bot's clients to it (`gh_app`, `gh`) for every test module.

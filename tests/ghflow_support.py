@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED as _SHARED
+from tests.fakegithub.spec import shared_github_dir
 
-# The worktrees sit one level deeper than main; fall back to the workplace copy.
-SHARED = _SHARED if (_SHARED / "github").is_dir() else Path("/work/shared")
-GITHUB = SHARED / "github"
+GITHUB = shared_github_dir()
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 
 def shared_github_dir() -> Path:
-    """../shared/github, found by walking up from here, so it works from main and from any worktree."""
+    """../shared/github, found by walking up from here (main or any worktree); else the copy kept in
+    tests/data/github, so a checkout without the shared folder beside it tests against the same material."""
     env = os.environ.get("DETBOT_SHARED_GITHUB")
     if env:
         return Path(env)
@@ -29,6 +30,9 @@ def shared_github_dir() -> Path:
         candidate = parent / "shared" / "github"
         if (candidate / "rest-api-subset.json").is_file():
             return candidate
+    vendored = Path(__file__).resolve().parent.parent / "data" / "github"
+    if (vendored / "rest-api-subset.json").is_file():
+        return vendored
     raise FileNotFoundError("shared/github/rest-api-subset.json not found above " + str(Path(__file__).parent))
 
 
