@@ -137,11 +137,12 @@ async def main() -> None:
     p.add_argument("--rows", type=int, default=5_000_000)
     p.add_argument("--rules", type=int, default=1000)
     p.add_argument("--days", type=int, default=90)
-    p.add_argument("--batch", type=int, default=50_000)
+    p.add_argument("--batch", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=30, help="KPI query repetitions (median and p95 reported)")
     p.add_argument("--stores", default="sqlite,postgresql")
     p.add_argument("--csv-rows", type=int, default=None,
-                   help="rows for the CSV import through `detbot alerts import` (default: min(rows, 1,000,000); 0 skips)")
+                   help="rows for the CSV import through `detbot alerts import` "
+                        "(default: min(rows, 1,000,000); 0 skips)")
     args = p.parse_args()
     rules = rule_ids(args.rules)
     print(f"{args.rows:,} alerts over {args.rules:,} rules (Zipf), {args.days} days; batches of {args.batch:,}; "

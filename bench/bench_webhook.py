@@ -6,10 +6,12 @@ example payload, adapted; ~19 KB) at once from a raw asyncio-streams client and 
 side, all on the same machine in the same run:
 
     floor          a bare aiohttp app that reads the body and answers 202: what the machine and aiohttp cost
-    memory/parked  detbot, in-process queue without workers: the answer path alone
+    memory/parked  detbot, in-process queue without workers: the answer path alone (redis/parked: a
+                   webhook-only server, DETBOT_WORKERS=0, with workers in other processes)
     memory / none  detbot, in-process queue, jobs that do nothing (but parse the delivery)
     memory / probe detbot, in-process queue, each job creates and completes a check run on the fake GitHub
     redis  / ...   the same with the Redis queue
+    ...@uvloop     the same peer on uvloop's event loop (detbot serve uses it when installed)
 
     python bench/bench_webhook.py                       # 200 concurrent, 3 rounds, all peers
     python bench/bench_webhook.py -n 50 --rounds 1 --peers floor,memory/none --new-connections
@@ -30,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PEERS = ("floor", "memory/parked", "memory/none", "memory/probe", "redis/none", "redis/probe")
+PEERS = ("floor", "floor@uvloop", "memory/parked", "memory/none", "memory/probe", "memory/probe@uvloop",
+         "redis/parked@uvloop", "redis/none", "redis/probe", "redis/probe@uvloop")
 
 
 def _fake_process(conn) -> None:
@@ -44,6 +47,7 @@ def _fake_process(conn) -> None:
 
     async def main() -> None:
         fake = await FakeGitHub().start()
+        fake.rate_limit = 10**9        # thousands of calls per run: GitHub's 5,000/hour is not what is measured
         fake.add_installation(7, "octo-org")
         repo = fake.add_repo("octo-org/rules", installation_id=7, files={"rules/a.yml": "title: a\n"})
         prs = [fake.open_pull(repo, {"rules/a.yml": f"title: {i}\n"}) for i in range(400)]
@@ -70,6 +74,7 @@ def _bot_process(peer: str, github_url: str, app_id: int, private_key: str, conn
     from tests.fakegithub.harness import SECRET, probe_check_run_router
 
     configure_logging("info", "json", open(os.devnull, "w"))
+    peer, _, loop_name = peer.partition("@")
     kind, _, work = peer.partition("/")
     router = probe_check_run_router(enabled=work == "probe")
 
@@ -112,7 +117,11 @@ def _bot_process(peer: str, github_url: str, app_id: int, private_key: str, conn
         await runner.cleanup()
         conn.send("stopped")
 
-    asyncio.run(main())
+    if loop_name == "uvloop":
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 async def _fire(port: int, payloads: list[dict], secret: str, connect_each: bool) -> list[float]:
@@ -209,16 +218,16 @@ def main() -> None:
           f"rounds over loopback, {'new' if args.new_connections else 'pre-opened'} connections; bot, fake "
           f"GitHub and load generator in 3 processes; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at start")
-    print(f"{'peer':14} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8} {'drain s':>8} "
+    print(f"{'peer':20} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>8} {'drain s':>8} "
           f"{'runs':>6} {'handler us':>10}")
     try:
         for peer in peers:
             try:
                 r = bench(peer, args.deliveries, args.rounds, args.new_connections, fake_info, fake_conn)
             except Exception as e:  # noqa: BLE001 -- e.g. no Redis here: report it and go on with the others
-                print(f"{peer:14} failed: {e!r}")
+                print(f"{peer:20} failed: {e!r}")
                 continue
-            print(f"{r['peer']:14} {r['deliveries']:>5} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+            print(f"{r['peer']:20} {r['deliveries']:>5} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
                   f"{r['max_ms']:>8.1f} {r['mean_ms']:>8.1f} {r['drain_s']:>8.2f} {r['runs']:>6} "
                   f"{r['handler_us']:>10.0f}")
     finally:

@@ -203,7 +203,8 @@ class Fetcher:
         if isinstance(obj, list) or obj.get("type") != "file":
             return Config()
         raw = _decode_blob(obj) if obj.get("content") else await self.blob(obj["sha"])
-        return parse_config(raw)
+        from .config_check import validate_config  # publish and schedule import this module's neighbours
+        return validate_config(parse_config(raw))
 
 
 @dataclass

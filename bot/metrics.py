@@ -148,8 +148,9 @@ class Metrics:
                                   "bad_signature, bad_request, too_large).", ("event", "result"))
         self.webhook_seconds = Histogram("detbot_webhook_response_seconds", "Time to answer a webhook delivery.",
                                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
-        self.jobs = Counter("detbot_jobs_total", "Jobs by final or transitional state (enqueued, started, "
-                            "succeeded, failed, cancelled, superseded, retried).", ("state",))
+        self.jobs = Counter("detbot_jobs_total", "Jobs by state: enqueued, started, then succeeded, failed, "
+                            "ignored (no handler for the action), superseded (a newer delivery for the same pull "
+                            "request), timeout, cancelled (shutdown); requeued and recovered (Redis).", ("state",))
         self.jobs_running = Gauge("detbot_jobs_running", "Jobs running in this process now.")
         self.job_seconds = Histogram("detbot_job_duration_seconds", "Job run time by event.", ("event",))
         self.github_calls = Counter("detbot_github_api_calls_total",

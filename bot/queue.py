@@ -36,6 +36,7 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 from cachetools import TTLCache
+from redis.exceptions import RedisError
 
 from .metrics import Metrics
 
@@ -85,6 +86,10 @@ class Job:
 
 class QueueClosed(Exception):
     """The queue is shutting down and takes no new jobs."""
+
+
+class QueueUnavailable(Exception):
+    """The queue's backend cannot be reached at start."""
 
 
 class QueueFull(Exception):
@@ -309,18 +314,18 @@ class JobQueue(abc.ABC):
     async def _close_backend(self) -> None:
         pass
 
-    async def _refresh_depth(self) -> None:
+    async def refresh_depth(self) -> None:
         """Bring depth() up to date where it is a cached figure (Redis)."""
 
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
-        await self._refresh_depth()
+        await self.refresh_depth()
         while self.depth() or self.running or self.in_hand:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)
-            await self._refresh_depth()
+            await self.refresh_depth()
 
 
 class MemoryQueue(JobQueue):
@@ -422,7 +427,10 @@ class RedisQueue(JobQueue):
         return f"{self.prefix}:alive:{consumer}"
 
     async def start(self, handler: JobHandler) -> None:
-        await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+        try:
+            await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
+        except (OSError, RedisError) as e:
+            raise QueueUnavailable(f"cannot reach Redis at {without_password(self.url)}: {e}") from e
         await self.recover()
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(self.channel)
@@ -458,12 +466,11 @@ class RedisQueue(JobQueue):
     def depth(self) -> int:
         return self._depth
 
-    async def _refresh_depth(self) -> None:
+    async def refresh_depth(self) -> None:
         self._depth = await self.redis.llen(self.pending_key)
 
     async def _next(self) -> Job | None:
         raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")
-        self._depth = await self.redis.llen(self.pending_key)
         if raw is None:
             return None
         try:
@@ -522,6 +529,7 @@ class RedisQueue(JobQueue):
             try:
                 await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
                 await self.recover()
+                await self.refresh_depth()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
@@ -561,6 +569,11 @@ def job_log_fields(job: Job) -> dict[str, Any]:
         if value:
             fields[name] = value
     return fields
+
+
+def without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 def make_queue(spec: str, **kwargs: Any) -> JobQueue:

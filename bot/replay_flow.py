@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
+import threading
 from concurrent.futures import Executor
 from typing import Any, Iterable
 
 import structlog
 
 from checks.config import Config, ConfigError
+from checks.replay.cache import ReplayCache, default_cache_path
 from checks.replay.replay import ReplayReport, run_replay
 from checks.replay.report import render_issue, render_markdown, replay_findings, summary_line
 from checks.replay.settings import parse_settings, parser_files
@@ -37,9 +40,31 @@ def _parsers_of(config: Config):
     return lambda paths: parser_files(paths, settings)
 
 
+_cache: ReplayCache | None = None
+_cache_lock = threading.Lock()
+_cache_failed = False
+
+
+def shared_cache() -> ReplayCache | None:
+    """One parse-result cache per server process (the user's cache directory, shared by every repository:
+    keys hold the parser's content hash, or a remote backend's URL and version). None when it cannot be
+    opened, e.g. a read-only home: replay then parses every log."""
+    global _cache, _cache_failed
+    with _cache_lock:
+        if _cache is None and not _cache_failed:
+            path = default_cache_path()
+            try:
+                _cache = ReplayCache(path)
+            except (OSError, sqlite3.Error) as e:
+                _cache_failed = True
+                log.warning("replay.cache_unavailable", path=str(path), error=str(e))
+        return _cache
+
+
 def _replay_in_thread(source: Any, config: Config, rule_ids: list[str] | None,
                       changed: list[str] | None) -> ReplayReport:
-    return asyncio.run(run_replay(source, config, rule_ids, changed=changed, allow_remote=ALLOW_REMOTE_BACKENDS))
+    return asyncio.run(run_replay(source, config, rule_ids, shared_cache(), changed=changed,
+                                  allow_remote=ALLOW_REMOTE_BACKENDS))
 
 
 async def replay_off_loop(snap: PullRequestSnapshot, config: Config, rule_ids: list[str] | None,

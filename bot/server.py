@@ -98,7 +98,8 @@ def add_background_task(app: web.Application, factory: Callable[[web.Application
 async def _start(app: web.Application) -> None:
     await app[QUEUE].start(make_job_handler(app[ROUTER], app[GITHUB_APP], app[SETTINGS]))
     log.info("detbot serving", listen=app[SETTINGS].listen, github=app[GITHUB_APP].base_url,
-             queue=type(app[QUEUE]).__name__, workers=app[QUEUE].workers)
+             queue=type(app[QUEUE]).__name__, workers=app[QUEUE].workers,
+             event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
 
 
 async def _stop(app: web.Application) -> None:
@@ -117,11 +118,20 @@ async def _cleanup(app: web.Application) -> None:
 
 async def healthz(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
+    if not queue.closing:
+        try:
+            await queue.refresh_depth()
+        except Exception:  # noqa: BLE001 -- Redis unreachable: not healthy
+            return web.json_response({"status": "queue unreachable"}, status=503)
     if queue.closing:
         return web.json_response({"status": "shutting down"}, status=503)
     return web.json_response({"status": "ok", "queued": queue.depth(), "running": len(queue.running)})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    try:
+        await request.app[QUEUE].refresh_depth()
+    except Exception:  # noqa: BLE001 -- the other figures are still worth scraping
+        log.warning("queue depth unavailable")
     return web.Response(body=request.app[METRICS].render().encode(),
                         headers={"Content-Type": Metrics.CONTENT_TYPE})

@@ -137,7 +137,7 @@ class Settings:
             else:
                 values["log_format"] = fmt
 
-        numbers = (("DETBOT_WORKERS", "workers", int, 1), ("DETBOT_MAX_PENDING", "max_pending", int, 1),
+        numbers = (("DETBOT_WORKERS", "workers", int, 0), ("DETBOT_MAX_PENDING", "max_pending", int, 1),
                    ("DETBOT_JOB_TIMEOUT", "job_timeout", float, 1), ("DETBOT_SHUTDOWN_TIMEOUT",
                    "shutdown_timeout", float, 0), ("DETBOT_MAX_BODY_BYTES", "max_body_bytes", int, 1024),
                    ("DETBOT_DELIVERY_TTL", "delivery_ttl", float, 1), ("DETBOT_GITHUB_CONCURRENCY",
@@ -157,6 +157,9 @@ class Settings:
                 continue
             values[attr] = number
 
+        if values.get("workers") == 0 and values.get("queue", "memory") == "memory":
+            problems.append("DETBOT_WORKERS=0 (answer webhooks only) needs DETBOT_QUEUE=redis://...: with the "
+                            "in-process queue nothing would ever run the jobs")
         if problems:
             raise SettingsError(problems)
         return cls(**values)  # type: ignore[arg-type]

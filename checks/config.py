@@ -44,7 +44,6 @@ class CheckSettings:
     enabled: bool = True
     # The level at which this check's failures are reported: lowering it to warning makes a check advisory.
     level: str = "failure"
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +110,11 @@ def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
     def line(*keys: Any) -> int:
         return doc.line(keys)
 
+    if doc.duplicates:
+        # YAML keeps the last of two equal keys silently: the first setting would vanish without a word.
+        dup_path, pos = min(doc.duplicates, key=lambda d: d[1].line)
+        raise ConfigError(".".join(map(str, dup_path)), "appears twice in the same mapping (the first one would "
+                          "be ignored)", pos.line, path)
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(str(key), f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})", line(key), path)
@@ -147,7 +151,11 @@ def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
                                               line("checks", name, k), path)
                         cs.level = v
                     else:
-                        cs.options[k] = v
+                        # A check's own settings live in its top-level section (`coverage:`, `ads:`, `replay:`).
+                        where = f"; its settings go under the top-level `{name}:` section" \
+                            if name in FREE_SECTIONS else ""
+                        raise ConfigError(f"checks.{name}.{k}", f"unknown key (known: enabled, level){where}",
+                                          line("checks", name, k), path)
             else:
                 raise ConfigError(f"checks.{name}", "must be true, false or a mapping", line("checks", name), path)
             cfg.checks[name] = cs

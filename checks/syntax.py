@@ -157,7 +157,7 @@ class SyntaxRun:
         detection = rd.data.get("detection")
         if not isinstance(detection, dict):
             return
-        names = [k for k in detection if k != "condition"]
+        names = [str(k) for k in detection if k != "condition"]  # YAML keys may be null or numbers
         conditions = detection.get("condition")
         for i, cond in enumerate(conditions if isinstance(conditions, list) else [conditions]):
             if not isinstance(cond, str):

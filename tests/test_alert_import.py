@@ -171,3 +171,17 @@ def test_alerts_config_validation_names_the_key_and_line():
     s = alert_settings(parse_config(b"alerts:\n  import:\n    statuses: {Escalated: in_progress, "
                                     b"Dismissed: closed/false_positive}\n"))
     assert s.imports.statuses == {"escalated": ("in_progress", None), "dismissed": ("closed", "false_positive")}
+
+
+def test_progress_line_on_a_terminal(tmp_path, capsys, monkeypatch):
+    from bot.commands import alerts as alerts_cmd
+    monkeypatch.chdir(tmp_path)
+    with (tmp_path / "big.csv").open("w") as f:
+        f.write("alert_id,rule_id,created_at,status\n")
+        for i in range(30_000):
+            f.write(f"a{i},r,2026-03-10T10:00:00Z,open\n")
+    monkeypatch.setattr(alerts_cmd.sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(alerts_cmd, "PROGRESS_MIN_BYTES", 1000)
+    assert main(["alerts", "import", "big.csv", "--store", "sqlite:///s.db"]) == 0
+    err = capsys.readouterr().err
+    assert "\rimporting big.csv: 100% (1 of 1 MB)" in err and err.count("\r") >= 3

@@ -405,3 +405,20 @@ def _webhook_schemas() -> dict:
         _SCHEMAS.update(json.loads((shared_github_dir() / "webhook-schemas.json").read_text()))
         _SCHEMAS.pop("oneOf", None)
     return _SCHEMAS
+
+
+async def test_primary_rate_limit_runs_out_per_installation(world):
+    fake, repo, session, token = world
+    fake.rate_limit = 3
+    fake._rate.clear()
+    statuses = []
+    for _ in range(4):
+        status, headers, body = await _call(session, fake, "GET", "/repos/octo-org/rules", token)
+        headers = {k.lower(): v for k, v in headers.items()}
+        statuses.append((status, headers["x-ratelimit-remaining"]))
+    assert statuses == [(200, "2"), (200, "1"), (200, "0"), (403, "0")]
+    assert "rate limit" in body["message"]
+    # another installation has its own budget
+    fake.add_repo("other/rules", installation_id=8)
+    other = await _token(session, fake, 8)
+    assert (await _call(session, fake, "GET", "/repos/other/rules", other))[0] == 200

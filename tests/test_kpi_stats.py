@@ -90,11 +90,12 @@ def _counts(days_ago_to_counts: dict[int, DayCounts], last: date) -> dict[date, 
 
 def test_build_kpi_totals_benign_setting_and_weeks():
     last = date(2026, 3, 15)
-    by_day = _counts({0: DayCounts(last, open=1, closed=2, rejected=3, benign=1),
+    by_day = _counts({0: DayCounts(last, open=2),  # today: in the totals, not in the week comparison
+                      1: DayCounts(last, open=1, closed=2, rejected=3, benign=1),
                       8: DayCounts(last, rejected=4), 20: DayCounts(last, closed=5),
                       40: DayCounts(last, rejected=100)}, last)  # outside a 30-day window
     k = build_kpi("r", "T", by_day, 30, last)
-    assert (k.total, k.open, k.closed, k.rejected, k.benign) == (16, 1, 7, 7, 1)
+    assert (k.total, k.open, k.closed, k.rejected, k.benign) == (18, 3, 7, 7, 1)
     assert (k.rejection.rejected, k.rejection.triaged) == (7, 15)
     assert (k.week.current, k.week.previous) == (7, 4)
     assert len(k.daily) == 30 and k.daily[-1].day == last and k.daily[0].day == last - timedelta(days=29)
@@ -103,7 +104,7 @@ def test_build_kpi_totals_benign_setting_and_weeks():
     assert k2.benign == 1  # always its own number
     # a window shorter than two weeks still compares full weeks
     short = build_kpi("r", "T", by_day, 3, last)
-    assert short.total == 7 and short.week.previous == 4
+    assert short.total == 9 and (short.week.current, short.week.previous) == (7, 4)
     with pytest.raises(ValueError):
         build_kpi("r", "T", by_day, 30, last, benign_as="ignored")
 

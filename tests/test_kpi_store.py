@@ -178,3 +178,11 @@ def test_sqlite_url_forms():
     assert sqlite_store.path_from_url("sqlite:////abs/a.db") == "/abs/a.db"
     with pytest.raises(StoreError):
         sqlite_store.path_from_url("sqlite://a.db")
+
+
+async def test_a_bare_path_is_an_sqlite_store(tmp_path):
+    async with await open_store(str(tmp_path / "plain.db")) as store:
+        await store.upsert_many([alert(1)])
+    assert (tmp_path / "plain.db").exists()
+    with pytest.raises(StoreError, match="empty"):
+        await open_store(" ")

@@ -111,3 +111,14 @@ def test_random_edits_never_crash_the_check(edits):
     assert all(f.start_line >= 1 and (f.start_column or 1) >= 1 for f in findings)
     n_lines = max(1, len(text.splitlines()))
     assert all(f.start_line <= n_lines + 1 for f in findings if f.path == "rules/r.yml")
+
+
+@pytest.mark.parametrize("key", ["&a ", "1", "~", "true"])
+def test_search_identifier_named_by_a_non_string_key_is_no_internal_error(key):
+    """Found by test_random_edits_never_crash_the_check: `&a : value` makes a detection key null; the condition's
+    identifiers are then looked up by name when pySigma rejects the rule (here: an unknown modifier)."""
+    text = GOOD.replace("selection_img:", f"{key}:", 1).replace("|contains|all", "|:contains|all")
+    assert text.count(f"{key}:") == 1 and "|:contains" in text
+    findings = run_checks(MemorySource({"rules/r.yml": text.encode()}), Config(), only=["syntax"]).findings
+    assert not [f.message for f in findings if f.title == "Internal error"]
+    assert findings and all(f.start_line >= 1 for f in findings)

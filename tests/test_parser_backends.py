@@ -283,3 +283,33 @@ async def test_http_backend_refuses_an_oversized_answer(aiohttp_server, monkeypa
     finally:
         await backend.close()
     assert r.status == "error" and "larger than 1,000 bytes" in r.message
+
+
+async def test_shared_cache_keeps_same_named_services_apart(aiohttp_server, tmp_path):
+    """Two repositories may both call their HTTP backend `corp` with version "1": the bot's one cache must not
+    hand one service's parse of a log to the other."""
+    from checks.replay.cache import ReplayCache
+    from checks.replay.replay import parse_cached
+
+    def answering(user: str) -> web.Application:
+        async def parse(request: web.Request) -> web.Response:
+            logs = (await request.json())["logs"]
+            return web.json_response({"version": "1", "results": [
+                {"status": "ok", "event": {"user": user}, "warnings": []} for _ in logs]})
+        app = web.Application()
+        app.router.add_post("/parse", parse)
+        return app
+
+    a, b = await aiohttp_server(answering("alice")), await aiohttp_server(answering("bob"))
+    with ReplayCache(tmp_path / "c.sqlite") as cache:
+        first = HttpBackend(str(a.make_url("/parse")), name="corp")
+        second = HttpBackend(str(b.make_url("/parse")), name="corp")
+        try:
+            (ra,), _ = await parse_cached(first, "p", ["same log"], cache)
+            (rb,), (hit,) = await parse_cached(second, "p", ["same log"], cache)
+            (again,), (hit_a,) = await parse_cached(first, "p", ["same log"], cache)
+        finally:
+            await first.close()
+            await second.close()
+    assert ra.event == {"user": "alice"} and rb.event == {"user": "bob"} and not hit
+    assert again.event == {"user": "alice"} and hit_a

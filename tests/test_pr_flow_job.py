@@ -75,6 +75,18 @@ async def test_config_error_fails_every_run_naming_key_and_line(fake_github, gh_
         assert "checks.bogus" in r.output["summary"] and "detbot.yml:4" in r.output["summary"]
 
 
+async def test_error_in_a_checks_own_section_fails_every_run(fake_github, gh_app):
+    """Not only the coverage run: the whole config is validated before any check runs."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
+                                files=example_files("rules: ['rules/**/*.yml']\ncoverage:\n  value_level: loud\n"))
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {r.conclusion for r in runs.values()} == {"failure"}
+    for r in runs.values():
+        assert "coverage.value_level" in r.output["summary"] and "detbot.yml:3" in r.output["summary"]
+
+
 async def test_config_is_read_from_default_branch_not_the_pr(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, {"rules/windows/bad.yml": BROKEN_RULE,

@@ -131,3 +131,16 @@ async def test_users_marker_issue_is_not_ours(fake_github, gh, issues):
     _, change = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert change.action == "opened" and change.number != 900
     assert issues[(repo.full_name, 900)]["body"] == f"{ISSUE_MARKER}\nmine"
+
+
+async def test_daily_replay_reuses_parse_results_until_the_parser_changes(fake_github, gh, issues, tmp_path):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    first, _ = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
+    assert first.parsed > 0 and first.cache_hits == 0
+    again, _ = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
+    assert again.parsed == 0 and again.cache_hits == first.parsed
+    assert [r.verdict for r in again.results] == [r.verdict for r in first.results]
+    # A changed parser is a new cache key: its logs are parsed again and the breakage is seen.
+    fake_github.push(repo, "main", {PARSER: broken_m365_parser(1)})
+    broken, _ = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
+    assert broken.broken and broken.parsed > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import re
 
 import pytest
@@ -196,12 +197,12 @@ async def test_expired_token_is_refreshed_between_jobs(world):
 
 async def test_short_lived_tokens_are_renewed_without_a_401(world):
     fake, repo = world
-    fake.token_lifetime = 0.6
+    fake.token_lifetime = 1.0
     pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
     async with running_bot(fake, router=probe_router()) as bot:
         await bot.deliver("pull_request", pull_request_event(fake, pr))
         await bot.settle()
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.0)
         fake.push_to_pull(pr, {"rules/a.yml": "title: c\n"})
         await bot.deliver("pull_request", pull_request_event(fake, pr, "synchronize"))
         await bot.settle()
@@ -333,7 +334,10 @@ async def test_job_logs_are_json_bound_to_delivery_repo_pr_and_sha(world):
     @router.register("pull_request", action="opened")
     async def logs_something(event, gh, ctx):
         structlog.get_logger("test").info("checking")
+        logging.getLogger("some.library").warning("from the standard library")
 
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     configure_logging("info", "json", stream)
     try:
         async with running_bot(fake, router=router) as bot:
@@ -341,11 +345,15 @@ async def test_job_logs_are_json_bound_to_delivery_repo_pr_and_sha(world):
             await bot.settle()
     finally:
         structlog.reset_defaults()
-    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+        root.handlers[:], root.level = saved
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]    # every line is JSON
     (entry,) = [e for e in lines if e["event"] == "checking"]
     assert entry["delivery_id"] == "deliv-42" and entry["github_event"] == "pull_request"
     assert (entry["repo"], entry["pr"], entry["head_sha"]) == ("octo-org/rules", pr.number, pr.head_sha)
     assert entry["level"] == "info" and "timestamp" in entry
+    (stdlib,) = [e for e in lines if e["event"] == "from the standard library"]
+    assert stdlib["logger"] == "some.library" and stdlib["level"] == "warning"
+    assert stdlib["delivery_id"] == "deliv-42" and stdlib["pr"] == pr.number
 
 
 async def test_queue_full_answers_503_and_accepts_the_redelivery(world):

@@ -63,6 +63,14 @@ def test_complete_settings(key_file):
                                                                      "memory")
 
 
+def test_webhook_only_servers_need_a_shared_queue(key_file):
+    base = {"DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY_FILE": str(key_file), "DETBOT_WEBHOOK_SECRET": "s",
+            "DETBOT_WORKERS": "0"}
+    with pytest.raises(SettingsError, match="DETBOT_WORKERS=0"):
+        Settings.from_env(base)
+    assert Settings.from_env({**base, "DETBOT_QUEUE": "redis://r:6379/0"}).workers == 0
+
+
 def test_private_key_inline_with_escaped_newlines():
     pem = app_keypair()[0].decode().replace("\n", "\\n")
     s = Settings.from_env({"DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY": pem, "DETBOT_WEBHOOK_SECRET": "s"})
@@ -102,8 +110,16 @@ async def test_serve_command_runs_answers_and_stops_on_sigterm(fake_github, key_
             body = d.body()
             async with session.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                     headers=d.headers(SECRET, body)) as r:
-                # No PR handler is registered on this branch's routers yet: answered, not queued.
-                assert r.status in (202, 200)
+                assert r.status == 202
+            # The real server process runs the pull request flow against the fake GitHub.
+            for _ in range(400):
+                runs = fake_github.check_runs(repo, pr.head_sha)
+                if len(runs) >= 4 and all(run.status == "completed" for run in runs):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"check runs not concluded: {[(r.name, r.status) for r in runs]}")
+            assert {r.name for r in runs} >= {"detbot/syntax", "detbot/tests", "detbot/coverage", "detbot/ads"}
             async with session.post(f"http://127.0.0.1:{port}/webhook", data=body,
                                     headers=d.headers("wrong", body)) as r:
                 assert r.status == 401
@@ -128,3 +144,14 @@ async def test_serve_command_reports_missing_settings():
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert b"DETBOT_APP_ID" in err and b"DETBOT_WEBHOOK_SECRET" in err
+
+
+async def test_serve_command_names_an_unreachable_redis(key_file):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DETBOT_")}, "PYTHONPATH": str(ROOT),
+           "DETBOT_APP_ID": "1", "DETBOT_PRIVATE_KEY_FILE": str(key_file), "DETBOT_WEBHOOK_SECRET": "s",
+           "DETBOT_LISTEN": f"127.0.0.1:{_free_port()}", "DETBOT_QUEUE": "redis://user:secret@127.0.0.1:1/0"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1
+    assert b"cannot reach Redis at redis://127.0.0.1:1/0" in err and b"secret" not in err

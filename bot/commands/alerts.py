@@ -15,6 +15,7 @@ from checks.kpi.store import StoreError, open_store
 
 STORE_ENV = "DETBOT_ALERT_STORE"
 MAX_SHOWN_ERRORS = 50
+PROGRESS_MIN_BYTES = 4 << 20  # smaller files are read before a progress line would help
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = cmds.add_parser("import", help="import a CSV or JSON Lines export (re-importing updates, never duplicates)")
     imp.add_argument("file")
     imp.add_argument("--format", choices=FORMATS, default=None, help="default: from the file extension")
-    imp.add_argument("--source", default=None, help="source name stored with each alert (default: alerts.import.source)")
+    imp.add_argument("--source", default=None,
+                     help="source name stored with each alert (default: alerts.import.source)")
     add_common(imp)
     imp.set_defaults(func=main_import)
     syn = cmds.add_parser("sync", help="fetch alerts from a SIEM")
@@ -53,15 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 class ByteProgress:
     """One self-overwriting line on stderr while a large file is read, only on a terminal."""
 
-    def __init__(self, label: str, min_bytes: int = 4 << 20) -> None:
-        self.label, self.min_bytes = label, min_bytes
+    def __init__(self, label: str) -> None:
+        self.label, self.min_bytes = label, PROGRESS_MIN_BYTES
         self.enabled = sys.stderr.isatty()
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total < self.min_bytes:
             return
-        sys.stderr.write(f"\r{self.label}: {100 * done // max(total, 1):3d}% ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
+        percent = 100 * done // max(total, 1)
+        sys.stderr.write(f"\r{self.label}: {percent:3d}% ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
         sys.stderr.flush()
         self.shown = True
 

@@ -10,6 +10,8 @@ from checks.formats import to_json, to_sarif, to_text
 from checks.runner import CHECK_MODULES, run_checks
 from checks.source import LocalSource
 
+from ..config_check import validate_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="run the checks over a rules repository")
@@ -67,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
             config = parse_config(Path(args.config).read_bytes(), args.config)
         else:
             config = load_config(source)
+        validate_config(config)
     except ConfigError as e:
         print(f"detbot: config error: {e}", file=sys.stderr)
         return 2

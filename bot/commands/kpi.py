@@ -45,25 +45,27 @@ def rule_ref(arg: str) -> tuple[str, str]:
 
 
 def to_text(rows: list[RuleKpi], days: int) -> str:
+    """An aligned table; a rule without alerts gets one phrase instead of figures."""
     head = ("RULE", f"ALERTS/{days}D", "OPEN", "CLOSED", "REJECTED", "BENIGN", "REJECTION", "7D VS PRIOR", "")
-    table = [head]
+    table: list[tuple[str, ...]] = []
     for k in rows:
         name = (k.title or k.rule_id)[:48]
         if not k.has_history:
-            table.append((name, "no production history", "", "", "", "", "", "", ""))
+            table.append((name, "no production history"))
             continue
         rej = k.rejection
         rejection = (f"{pct(rej.rate)} ({pct(rej.interval[0])}-{pct(rej.interval[1])}) of {rej.triaged}"
-                     if rej.shows_rate else rej.text())
+                     if rej.interval else rej.text())
         table.append((name, f"{k.total:,}", f"{k.open:,}", f"{k.closed:,}", f"{k.rejected:,}", f"{k.benign:,}",
                       rejection, f"{k.week.current} vs {k.week.previous}", k.week.trend))
-    widths = [max(len(r[i]) for r in table if r[1] != "no production history" or i != 1) for i in range(len(head))]
+    full = [head] + [r for r in table if len(r) == len(head)]
+    widths = [max(len(r[i]) for r in full) for i in range(len(head))]
+    widths[0] = max([widths[0]] + [len(r[0]) for r in table])
     lines = []
-    for r in table:
-        if r[1] == "no production history":
-            lines.append(f"{r[0]:<{widths[0]}}  {r[1]}")
-        else:
-            lines.append("  ".join([f"{r[0]:<{widths[0]}}"] + [f"{c:>{w}}" for c, w in zip(r[1:], widths[1:])]).rstrip())
+    for r in [head] + table:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])] if len(r) == len(head) \
+            else [r[0].ljust(widths[0]), r[1]]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 

@@ -8,8 +8,10 @@
 Handlers are registered on those routers with gidgethub's decorator and are called as
 `await handler(event, gh, ctx)`: `event` is the gidgethub `sansio.Event`, `gh` a `GitHubClient` acting as the
 event's installation, `ctx` a `Context` (below) with the job run (newest-wins API: `ctx.run.is_current`,
-`ctx.run.claim`, `ctx.run.cancel_reason`), the `GitHubApp` and the settings. An event no router has a handler
-for is answered 202 and not queued.
+`ctx.run.claim`, `ctx.run.cancel_reason`), the `GitHubApp` and the settings. An event type no router handles is
+answered 202 "ignored" and not queued; an action no router handles is dropped by the worker. Before dispatching,
+the worker claims the pull request's key when the payload names it (`job_key`): a newer delivery for the same PR
+cancels the older one's run, and an older delivery that arrives after a newer one is dropped.
 """
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def _new_row(cell: str, why: str = "no production history") -> str:
 
 def table_header(days: int) -> str:
     return (f"| Rule | Alerts ({days} d) | Open | Closed | Rejected | Benign | Rejection rate (95% CI) "
-            "| Last 7 d vs 7 d before | Trend |\n|---|--:|--:|--:|--:|--:|---|---|:-:|")
+            "| 7 full days vs 7 before | Trend |\n|---|--:|--:|--:|--:|--:|---|---|:-:|")
 
 
 def chart(k: RuleKpi) -> str:

@@ -43,7 +43,8 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (rule_id, day)) WITH (fillfactor = 50)""",  # room for HOT updates: every import updates it
         "CREATE INDEX alert_daily_day ON alert_daily (day)",
         """CREATE TABLE alert_rules (
-            rule_id TEXT PRIMARY KEY, rule_title TEXT NOT NULL DEFAULT '', platform_rule_id TEXT NOT NULL DEFAULT '')""",
+            rule_id TEXT PRIMARY KEY, rule_title TEXT NOT NULL DEFAULT '',
+            platform_rule_id TEXT NOT NULL DEFAULT '')""",
         f"""INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
             SELECT rule_id, day, {_SUMS} FROM (
                 SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date AS day, {BUCKET_SQL} AS b FROM alerts a) x
@@ -56,6 +57,7 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 _STAGE_COLUMNS = ["source", "alert_id", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
                   "stage", "verdict", "day", "bucket"]
+_COLUMNS = "source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -78,6 +80,7 @@ def _row(a: Alert) -> tuple:
 class PostgresStore(AlertStore):
     def __init__(self, pool: asyncpg.Pool, url: str, schema: str | None) -> None:
         self.pool, self.url, self.schema = pool, url, schema
+        self._fresh = True  # whether the last batch held only new alerts (then the next one likely does too)
 
     @classmethod
     async def open(cls, url: str, migrate_to: int = SCHEMA_VERSION) -> "PostgresStore":
@@ -130,19 +133,27 @@ class PostgresStore(AlertStore):
             # A crash loses at most the last batches, which the next import or sync writes again.
             await conn.execute("SET LOCAL synchronous_commit TO off")
             await conn.copy_records_to_table("detbot_stage", records=rows, columns=_STAGE_COLUMNS)
-            # The previous state of alerts already stored leaves the rollup before they are overwritten.
-            old = await conn.fetch(f"""
-                SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date, {BUCKET_SQL}
-                FROM detbot_stage s JOIN alerts a USING (source, alert_id)""")
-            await conn.execute("""
-                INSERT INTO alerts (source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at,
-                                    stage, verdict)
-                SELECT source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict
-                FROM detbot_stage
-                ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
-                    platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
-                    created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
-                    verdict = excluded.verdict""")
+            old: list | None = None
+            if self._fresh:
+                # Bulk imports are mostly new alerts: a plain insert, undone (savepoint) when one is already stored.
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f"INSERT INTO alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM detbot_stage")
+                    old = []
+                except asyncpg.UniqueViolationError:
+                    pass
+            if old is None:
+                # The previous state of alerts already stored leaves the rollup before they are overwritten.
+                old = await conn.fetch(f"""
+                    SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date, {BUCKET_SQL}
+                    FROM detbot_stage s JOIN alerts a USING (source, alert_id)""")
+                await conn.execute(f"""
+                    INSERT INTO alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM detbot_stage
+                    ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
+                        platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
+                        created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
+                        verdict = excluded.verdict""")
+            self._fresh = not old
             # One statement over arrays: per-row executemany costs more than all the rest of the batch.
             delta = rollup_delta(((r[2], r[9], r[10]) for r in rows), (tuple(r) for r in old))
             delta.sort(key=lambda d: (d[0], d[1]))  # one lock order, so concurrent imports cannot deadlock

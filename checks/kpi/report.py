@@ -24,6 +24,8 @@ class RuleKpi:
     rejected: int            # closed as false positive
     benign: int              # closed as benign positive; counted as closed or rejected per `benign_as`
     rejection: Rejection
+    # The 7 complete UTC days before today against the 7 before them. Today is left out: a partial day would
+    # make the two counts cover unequal time, which the test's p = 1/2 assumes they do not.
     week: WeekChange
     daily: list[DayCounts] = field(default_factory=list)
     benign_as: str = "closed"
@@ -70,10 +72,11 @@ def build_kpi(rule_id: str, title: str, by_day: dict[date, DayCounts], days: int
     triaged = total.closed + total.rejected + total.benign
 
     def span(start: int, end: int) -> int:  # alerts created from `start` to `end` days ago (0 = today)
-        return sum(c.total for d, c in by_day.items() if last - timedelta(days=end) <= d <= last - timedelta(days=start))
+        lo, hi = last - timedelta(days=end), last - timedelta(days=start)
+        return sum(c.total for d, c in by_day.items() if lo <= d <= hi)
 
     return RuleKpi(rule_id, title, days, first, last, total.open, total.closed, total.rejected, total.benign,
-                   Rejection(rejected, triaged, min_triaged), WeekChange(span(0, 6), span(7, 13)), daily, benign_as)
+                   Rejection(rejected, triaged, min_triaged), WeekChange(span(1, 7), span(8, 14)), daily, benign_as)
 
 
 async def kpis_for_rules(store: AlertStore, rule_ids: Sequence[str], days: int = DEFAULT_DAYS,
@@ -81,7 +84,7 @@ async def kpis_for_rules(store: AlertStore, rule_ids: Sequence[str], days: int =
                          benign_as: str = "closed", min_triaged: int = MIN_TRIAGED) -> list[RuleKpi]:
     """One RuleKpi per rule id, in the order given. Two queries on the daily rollup, whatever the rule count."""
     first, last = window(days, now)
-    query_first = min(first, last - timedelta(days=13))  # the week-over-week comparison needs 14 days
+    query_first = min(first, last - timedelta(days=14))  # the week-over-week comparison needs 14 full days
     ids = list(dict.fromkeys(rule_ids))
     counts = await store.daily(ids, query_first, last)
     titles = dict(titles or {})

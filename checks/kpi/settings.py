@@ -142,8 +142,8 @@ def alert_settings(config: Config | ConfigSection | None) -> AlertSettings:
             raise section.error(str(key), f"unknown key (known: {', '.join(sorted(_TOP))})")
     if "store" in data:
         out.store = string("store", data["store"])
-        if not out.store.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise section.error("store", "must be a sqlite:///path.db or postgresql://... URL")
+        if "://" in out.store and not out.store.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise section.error("store", "must be a file path, a sqlite:///path.db or a postgresql://... URL")
     if "days" in data:
         out.days = integer("days", data["days"], 1, 3660)
     if "min_triaged" in data:

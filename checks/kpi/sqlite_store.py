@@ -52,14 +52,13 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _row(a: Alert) -> tuple:
-    created = int(a.created_at.timestamp())
-    closed = a.closed_at
-    return (a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, created,
-            None if closed is None else int(closed.timestamp()), a.stage, a.verdict, created // 86400,
-            BUCKET_CODE[bucket_of(a.stage, a.verdict)])
+_COLUMNS = "source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict"
+_INSERT_NEW = f"INSERT INTO alerts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (source, alert_id) DO NOTHING"
+_UPSERT = f"""INSERT INTO alerts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
+        platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
+        created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
+        verdict = excluded.verdict"""
 
 
 def path_from_url(url: str) -> str:
@@ -78,6 +77,7 @@ class SQLiteStore(AlertStore):
         self.url = url or f"sqlite:///{path}"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detbot-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._fresh = True  # whether the last batch held only new alerts (then the next one likely does too)
 
     @classmethod
     async def open(cls, url: str, migrate_to: int = SCHEMA_VERSION) -> "SQLiteStore":
@@ -130,26 +130,32 @@ class SQLiteStore(AlertStore):
             conn.execute("ROLLBACK")
             raise
 
-    def _upsert(self, rows: list[tuple]) -> UpsertResult:
+    def _upsert(self, rows: list[tuple], cells: list[tuple[str, int, int]]) -> UpsertResult:
         conn = self._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # The previous state of alerts already stored leaves the rollup before they are overwritten.
-            old = self._existing(rows)
-            conn.executemany(f"""
-                INSERT INTO alerts (source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at,
-                                    stage, verdict) VALUES (?,?,?,?,?,?,?,?,?)
-                ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
-                    platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
-                    created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
-                    verdict = excluded.verdict""", [r[:9] for r in rows])
+            old = None
+            if self._fresh:
+                # Bulk imports are mostly new alerts: try a plain insert first, and only when some alert is already
+                # stored, roll back and take the path that reads the previous state.
+                before = conn.total_changes
+                conn.executemany(_INSERT_NEW, rows)
+                if conn.total_changes - before == len(rows):
+                    old = []
+                else:
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+            if old is None:
+                # The previous state of alerts already stored leaves the rollup before they are overwritten.
+                old = self._existing(rows)
+                conn.executemany(_UPSERT, rows)
+            self._fresh = not old
             conn.executemany("""
                 INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign) VALUES (?,?,?,?,?,?)
                 ON CONFLICT (rule_id, day) DO UPDATE SET n_open = n_open + excluded.n_open,
                     n_closed = n_closed + excluded.n_closed, n_rejected = n_rejected + excluded.n_rejected,
-                    n_benign = n_benign + excluded.n_benign""",
-                rollup_delta(((r[2], r[9], r[10]) for r in rows), old))
+                    n_benign = n_benign + excluded.n_benign""", rollup_delta(cells, old))
             conn.executemany("""
                 INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id) VALUES (?,?,?)
                 ON CONFLICT (rule_id) DO UPDATE SET
@@ -195,10 +201,17 @@ class SQLiteStore(AlertStore):
 
     # -- async interface ---------------------------------------------------------------------------------------
     async def upsert_many(self, alerts: Iterable[Alert]) -> UpsertResult:
-        rows = [_row(a) for a in dedupe(alerts)]
+        rows: list[tuple] = []
+        cells: list[tuple[str, int, int]] = []
+        for a in dedupe(alerts):
+            created = int(a.created_at.timestamp())
+            closed = a.closed_at
+            rows.append((a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, created,
+                         None if closed is None else int(closed.timestamp()), a.stage, a.verdict))
+            cells.append((a.rule_id, created // 86400, BUCKET_CODE[bucket_of(a.stage, a.verdict)]))
         if not rows:
             return UpsertResult()
-        return await self._run(self._upsert, rows)
+        return await self._run(self._upsert, rows, cells)
 
     async def daily(self, rule_ids: Sequence[str], first: date, last: date) -> dict[str, dict[date, DayCounts]]:
         rows = await self._run(

@@ -237,8 +237,19 @@ class AlertStore(abc.ABC):
         await self.close()
 
 
+def store_url(value: str) -> str:
+    """A store URL from what a user wrote: a URL as it is, a bare file path as the SQLite database there."""
+    if "://" in value:
+        return value
+    if not value.strip():
+        raise StoreError("empty alert store location")
+    return "sqlite:///" + value
+
+
 async def open_store(url: str) -> AlertStore:
-    """`sqlite:///relative/or/absolute.db`, `sqlite:///:memory:`, `postgresql://user@host/db[?schema=name]`."""
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://user@host/db[?schema=name]`, or a bare
+    file path (an SQLite database)."""
+    url = store_url(url)
     if url.startswith("sqlite://"):
         from .sqlite_store import SQLiteStore
         return await SQLiteStore.open(url)

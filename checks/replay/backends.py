@@ -225,6 +225,12 @@ class _HttpBase:
         self._own_session: aiohttp.ClientSession | None = None
         self._versions: dict[str, str] = {}
 
+    @property
+    def cache_key(self) -> str:
+        # A backend's name comes from one repository's config: two repositories sharing a cache (the bot) may
+        # give the same name and version to different services, so results are filed under the URL as well.
+        return f"{self.name} {self.url}"
+
     def session(self) -> aiohttp.ClientSession:
         if self._session is not None:
             return self._session

@@ -46,7 +46,8 @@ async def parse_cached(backend: ParserBackend, parser: str, raws: list[str],
     except BackendError as e:
         return errors_for(raws, str(e)), [False] * len(raws)
     digests = [raw_digest(r) for r in raws]
-    hits = cache.get_many(backend.name, parser, version, digests) if cache else {}
+    key = getattr(backend, "cache_key", backend.name)
+    hits = cache.get_many(key, parser, version, digests) if cache else {}
     todo: dict[str, str] = {}
     for d, r in zip(digests, raws):
         if d not in hits:
@@ -56,7 +57,7 @@ async def parse_cached(backend: ParserBackend, parser: str, raws: list[str],
         results = await backend.parse_batch(parser, list(todo.values()))
         fresh = dict(zip(todo.keys(), results))
         if cache:
-            cache.put_many(backend.name, parser, version, fresh.items())
+            cache.put_many(key, parser, version, fresh.items())
     return [hits.get(d) or fresh[d] for d in digests], [d in hits for d in digests]
 
 

@@ -5,7 +5,7 @@ import base64
 from typing import Any
 
 from .spec import example
-from .state import CheckRun, Comment, Installation, PullRequest, Repo, Status, blob_sha, iso
+from .state import CheckRun, Comment, Installation, PullRequest, Repo, Status, blob_sha, iso, stable_id
 
 
 class Renderer:
@@ -19,7 +19,7 @@ class Renderer:
         u = example("issue-comment")["user"]
         api = f"{self.api}/users/{login}"
         u.update({
-            "login": login, "id": id_ if id_ is not None else abs(hash(login)) % 10_000_000,
+            "login": login, "id": id_ if id_ is not None else stable_id(login),
             "type": type_, "url": api, "html_url": f"{self.web}/{login}",
             "followers_url": f"{api}/followers", "following_url": f"{api}/following{{/other_user}}",
             "gists_url": f"{api}/gists{{/gist_id}}", "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
@@ -65,7 +65,7 @@ class Renderer:
             "repositories_url": f"{self.api}/installation/repositories",
             "html_url": f"{self.web}/organizations/{inst.account}/settings/installations/{inst.id}",
             "permissions": dict(inst.permissions), "repository_selection": inst.repository_selection,
-            "target_type": inst.account_type, "target_id": abs(hash(inst.account)) % 10_000_000,
+            "target_type": inst.account_type, "target_id": stable_id(inst.account),
             "suspended_at": iso() if inst.suspended else None, "suspended_by": None,
             "events": ["check_run", "check_suite", "issue_comment", "pull_request"],
             "single_file_name": None, "single_file_paths": [], "has_multiple_single_files": False,

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .render import Renderer
 from .spec import Operation, load_spec
 from .state import (CheckRun, Comment, Commit, Installation, PullRequest, Repo, Status, Token, blob_sha, iso,
-                    next_id)
+                    next_id, stable_id)
 
 DOCS = "https://docs.github.com/rest"
 API_VERSIONS = {"2022-11-28", "2026-03-10"}
@@ -140,7 +140,8 @@ class FakeGitHub:
         self.latency = 0.0               # seconds added to every answer (benchmarks, races)
         self.tree_truncate_at = 100_000  # GitHub truncates recursive trees beyond 100,000 entries
         self.max_pr_files = 3000         # GitHub lists at most 3,000 files of a pull request
-        self._rate: dict[str, list[float]] = {}  # credential -> [remaining, reset epoch]
+        self.rate_limit = RATE_LIMIT     # primary limit per installation per hour (lower it to test exhaustion)
+        self._rate: dict[str, list[float]] = {}  # budget key -> [remaining, reset epoch, limit]
         self._expect_invalid = False
         self._next_issue = 1
         self._runner: web.AppRunner | None = None
@@ -435,6 +436,7 @@ class FakeGitHub:
                 self._invalid(record, "this operation takes no request body")
             installation_id = self._authenticate(op, credential)
             record.installation_id = installation_id
+            self._check_budget(credential)
             for fault in self.faults:
                 if fault.matches(request.method, path):
                     fault.remaining -= 1
@@ -460,19 +462,36 @@ class FakeGitHub:
             headers.update(e.headers)
             return web.json_response(e.body(), status=e.status, headers=headers)
 
-    def _rate_headers(self, credential: str, spend: bool = False) -> dict[str, str]:
-        key = credential or "anonymous"
+    def _budget_key(self, credential: str) -> str:
+        """GitHub counts the primary rate limit per installation (and per App for JWT calls)."""
+        installation = self._installation_of(credential)
+        if installation is not None:
+            return f"installation:{installation}"
+        return "app" if credential.lower().startswith("bearer ") else "anonymous"
+
+    def _budget(self, credential: str) -> list[float]:
+        key = self._budget_key(credential)
         state = self._rate.get(key)
         now = time.time()
         if state is None or state[1] <= now:
-            state = self._rate[key] = [float(RATE_LIMIT if credential else 60), float(math.ceil(now + 3600))]
+            limit = self.rate_limit if key != "anonymous" else 60
+            state = self._rate[key] = [float(limit), float(math.ceil(now + 3600)), float(limit)]
+        return state
+
+    def _rate_headers(self, credential: str, spend: bool = False) -> dict[str, str]:
+        state = self._budget(credential)
         if spend and state[0] > 0:
             state[0] -= 1
-        limit = RATE_LIMIT if credential else 60
+        limit = int(state[2])
         return {"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(int(state[0])),
                 "x-ratelimit-reset": str(int(state[1])), "x-ratelimit-used": str(limit - int(state[0])),
                 "x-ratelimit-resource": "core", "x-github-api-version-selected": "2022-11-28",
                 "x-github-request-id": secrets.token_hex(8).upper()}
+
+    def _check_budget(self, credential: str) -> None:
+        if self._budget(credential)[0] <= 0:
+            raise GitHubError(403, "API rate limit exceeded for installation.",
+                              doc="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api")
 
     def _authenticate(self, op: Operation, credential: str) -> int | None:
         """App endpoints take the app JWT (`Bearer`); the rest an installation token (`token` or `Bearer`).
@@ -717,7 +736,7 @@ class FakeGitHub:
                               [{"resource": "CheckRun", "code": "invalid", "field": "head_sha"}],
                               doc="https://docs.github.com/rest/checks/runs#create-a-check-run")
         run = CheckRun(next_id(), repo, self.app_id, body["name"], body["head_sha"], started_at=iso(),
-                       check_suite_id=abs(hash((repo.id, body["head_sha"]))) % 10_000_000)
+                       check_suite_id=stable_id(repo.id, body["head_sha"]))
         self._apply_run_body(run, {"status": "queued", **body}, call)
         self.runs[run.id] = run
         return 201, self.render.check_run(run, self._prs_for_sha(repo, run.head_sha)), {}

@@ -8,12 +8,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 
 def blob_sha(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def stable_id(*parts: object) -> int:
+    """A deterministic id for a name (Python's hash() differs between processes)."""
+    return zlib.crc32("\0".join(map(str, parts)).encode()) % 10_000_000 + 1
 
 
 def iso(ts: float | None = None) -> str:
