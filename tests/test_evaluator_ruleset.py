@@ -69,3 +69,16 @@ def test_a_failing_set_match_makes_every_clause_hold():
         assert {r for r in rules_of_field if DIFF_SET.need[r] == 1} <= candidates
     finally:
         DIFF_SET.sets[0] = (field, _, targets, every)
+
+
+def test_cidr_atoms_admit_every_address_the_matcher_accepts():
+    data = {"title": "t", "logsource": {"product": "x"},
+            "detection": {"sel": {"ip|cidr": ["10.0.0.0/8", "192.168.1.7/32"]}, "condition": "sel"}}
+    rule, _ = build_rule(data)
+    c = compile_rule(rule, data=data)
+    rs = RuleSet([c])
+    assert rs.always == []  # the atoms index it
+    for ip in ("10.1.2.3", " 10.1.2.3\\n", "\\x0b10.9.9.9\\u3000", "192.168.1.7", "\\t192.168.1.7 "):
+        ev = {"ip": ip.encode().decode("unicode_escape")}
+        assert c.matches(ev) and rs.matching(ev) == [c], ip
+    assert rs.matching({"ip": "11.0.0.1"}) == []

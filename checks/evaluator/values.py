@@ -249,7 +249,9 @@ def cidr_test(c: SigmaCIDRExpression) -> Test:
     if network.version == 4:
         # Octet-aligned text prefixes (pySigma's own expansion) cover every dotted-quad address
         # of the network, which is all ip_address() accepts for IPv4.
-        ip_atoms = [("s", "(?s)^\\s*" + re.escape(p.rstrip("*")) + ("" if p.endswith("*") else "\\s*$"), 0.05)
+        # ip_address() sees the value after str.strip(), which removes more kinds of space than
+        # RE2's \\s: allow any non-digits around the address.
+        ip_atoms = [("s", "(?s)^[^0-9]*" + re.escape(p.rstrip("*")) + ("" if p.endswith("*") else "[^0-9]*$"), 0.05)
                     for p in c.expand()]
 
     def test(fv: FieldValue, view: EventView) -> bool:
