@@ -341,3 +341,14 @@ def test_hostile_events_do_not_crash():
     for _ in range(5000):
         users = [users]
     assert m(sel("users.email", "a@b"), {"users": users})
+
+
+def test_lone_surrogates_in_events_do_not_crash_re2():
+    import json
+    event = json.loads('{"f": "a\\ud800b", "g": "x\\udfff"}')
+    assert m(sel("f|re", "a.b"), event)
+    assert m(sel("f", "a*b"), event)
+    assert m(compiled({"keywords": ["x"], "condition": "keywords"}), event)
+    from checks.evaluator import RuleSet
+    c = sel("f|contains", "a")
+    assert RuleSet([c]).matching(event) == [c]

@@ -60,7 +60,7 @@ class FieldValue:
         else:
             scalars = (raw,)
         self.scalars = scalars
-        strs = tuple(s for s in map(text_of, scalars) if s is not None)
+        strs = tuple(_valid(s) for s in map(text_of, scalars) if s is not None)
         self.strs = strs
         self.lows = tuple(s.lower() for s in strs)
         self._nums: tuple | None = None
@@ -79,6 +79,18 @@ class FieldValue:
     def is_null(self) -> bool:
         raw = self.raw
         return raw is MISSING or raw is None or (isinstance(raw, (list, tuple)) and not self.scalars)
+
+
+def _valid(s: str) -> str:
+    """The string with lone surrogates (legal in JSON "\\ud800", not in UTF-8) replaced by U+FFFD:
+    RE2 needs valid UTF-8 and would raise on them."""
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _flatten(values: Any) -> list:
