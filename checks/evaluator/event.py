@@ -12,6 +12,7 @@ from typing import Any
 
 from .fields import MISSING, leaf_values, lookup
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DECIMAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
 
 
@@ -90,7 +91,7 @@ def _valid(s: str) -> str:
         s.encode("utf-8")
         return s
     except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", s)
 
 
 def _flatten(values: Any) -> list:
