@@ -258,7 +258,12 @@ _MODS: dict[tuple, tuple] = {}
 
 def _mods(modifiers: list[str]) -> tuple[str, ...]:
     key = tuple(modifiers)
-    return _MODS.setdefault(key, tuple(sys.intern(m) for m in key))
+    found = _MODS.get(key)
+    if found is None:
+        found = tuple(sys.intern(m) for m in key)
+        if len(_MODS) < 10_000:  # bounded: a long-running bot sees many repositories
+            _MODS[key] = found
+    return found
 
 
 def _direct_fast(shapes: list[tuple]) -> tuple[str, Any] | None:
