@@ -1,4 +1,4 @@
-"""The Sigma evaluator: rules compiled once from pySigma's parse, events matched as Sigma specifies.
+r"""The Sigma evaluator: rules compiled once from pySigma's parse, events matched as Sigma specifies.
 
     compiled = compile_rule(sigma_rule, config.placeholders, data=yaml_mapping)
     compiled.matches(event)                  # bool, short-circuit
