@@ -36,7 +36,7 @@ CASES: dict[str, tuple[bytes, int, str]] = {
     "non_mapping_scalar": (b"just some text\n", 1, "not a mapping"),
     "empty": (b"", 1, "Empty rule file"),
     "only_comments": (b"# nothing here\n", 1, "Empty rule file"),
-    "deep_nesting": (b"a: " + b"[" * 50_000 + b"]" * 50_000 + b"\n", 1, "nesting deeper"),
+    "deep_nesting": (b"a: " + b"[" * 50_000 + b"]" * 50_000 + b"\n", 1, "nesting"),
     "tab_indent": (b"title: x\ndetection:\n\tsel: 1\n", 3, "YAML error"),
     "python_tag": (b"title: !!python/object/apply:os.system ['id']\n", 1, "YAML error"),
     "unhashable_key": (b"title: x\n? [a, b]\n: c\n", 2, "YAML error"),
