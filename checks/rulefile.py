@@ -1,7 +1,7 @@
 """A rule file parsed once: YAML data and positions, and the pySigma object built from that same data."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
@@ -95,7 +95,7 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
     try:
         for d in load_all(text):
             if len(docs) == MAX_DOCS:
-                line = d.node.start_mark.line + 1 if d.node is not None else 1
+                line = d.pos(()).line
                 raise YamlError(f"more than {MAX_DOCS} YAML documents in one file; the rest are not read", line, 1)
             docs.append(d)
     except YamlError as e:
@@ -114,7 +114,7 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
             rd = RuleDoc(path, i, d)
             if action == "repeat" and rf.docs and isinstance(rf.docs[-1].data, dict):
                 merged = _merge(rf.docs[-1].data, body)
-                rd.doc = Document(merged, d.node, d.keys, d.values)
+                rd.doc = replace(d, data=merged)
                 rd.rule, rd.errors = build_rule(merged, path)
                 rf.docs.append(rd)
             continue
@@ -122,7 +122,7 @@ def parse_rule_file(path: str, raw: bytes) -> RuleFile:
         if isinstance(data, dict):
             merged = _merge(glob, data) if glob else data
             if glob:
-                rd.doc = Document(merged, d.node, d.keys, d.values)
+                rd.doc = replace(d, data=merged)
             rd.rule, rd.errors = build_rule(merged, path)
         rf.docs.append(rd)
     return rf

@@ -1,7 +1,8 @@
 """YAML parsed once with the C loader, keeping node marks so every value can be traced to its line.
 
 pySigma keeps no positions, so the same node tree that yields the data handed to pySigma also yields
-the line and column of every key and value (1-based).
+the line and column of every key and value (1-based). The node tree itself is dropped once indexed: it
+held more objects than everything else a check run keeps (a Mark pair per node).
 """
 from __future__ import annotations
 
@@ -46,7 +47,6 @@ class Pos:
 @dataclass
 class Document:
     data: Any
-    node: yaml.Node | None
     keys: dict[PathKey, Pos] = field(default_factory=dict)
     values: dict[PathKey, Pos] = field(default_factory=dict)
     # Keys repeated within one mapping (YAML keeps the last value silently): path and the repeat's position.
@@ -83,10 +83,10 @@ def _mark(node: yaml.Node) -> Pos:
     return Pos(s.line + 1, s.column + 1, e.line + 1, e.column + 1)
 
 
-def _index(doc: Document) -> None:
+def _index(doc: Document, root: yaml.Node | None) -> None:
     seen: set[int] = set()
     count = 0
-    stack: list[tuple[yaml.Node, PathKey]] = [(doc.node, ())] if doc.node is not None else []
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())] if root is not None else []
     while stack:
         node, path = stack.pop()
         count += 1
@@ -210,8 +210,8 @@ def load_all(text: str | bytes) -> Iterator[Document]:
                 raise _error_from(e) from None
             except (ValueError, TypeError, RecursionError) as e:  # e.g. unhashable key, bad timestamp
                 raise YamlError(f"cannot build YAML value: {e}", 1, 1) from None
-            doc = Document(data=data, node=node)
-            _index(doc)
+            doc = Document(data=data)
+            _index(doc, node)
             yield doc
     finally:
         loader.dispose()
@@ -219,4 +219,4 @@ def load_all(text: str | bytes) -> Iterator[Document]:
 
 def load_one(text: str | bytes) -> Document:
     docs = list(load_all(text))
-    return docs[0] if docs else Document(data=None, node=None)
+    return docs[0] if docs else Document(data=None)

@@ -386,6 +386,14 @@ def test_legacy_collection_documents_share_the_global_id():
     assert sorted((f.path, f.start_line) for f in dups) == [("rules/coll.yml", 3), ("rules/other.yml", 2)]
 
 
+def test_duplicate_key_in_a_document_merged_with_the_global_one_is_reported():
+    text = LEGACY.replace("        Image|endswith: '\\\\x.exe'\n",
+                          "        Image|endswith: '\\\\x.exe'\n        Image|endswith: '\\\\y.exe'\n")
+    assert text != LEGACY
+    dups = only(run_syntax({"rules/coll.yml": text}, CORE_ONLY), "Duplicate key")
+    assert [f.start_line for f in dups] == [line_of(text, "y.exe")]
+
+
 def test_issue_about_a_modifier_lands_on_the_key_using_it():
     text = mutate("        CommandLine|contains|all:\n            - 'urlcache'\n            - 'http'",
                   "        CommandLine|contains: 'urlcache'\n        CommandLine|endswith|all: 'http'")
