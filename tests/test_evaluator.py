@@ -123,6 +123,16 @@ def test_cidr_ipv4_and_ipv6():
     assert not m(c6, {"ip": "2001:db9::1"}) and not m(c6, {"ip": "10.0.0.1"})
 
 
+def test_cidr_rules_sharing_one_event_view():
+    """Addresses are parsed once per event field and shared by every CIDR value that reads it."""
+    v4, v6 = sel("ip|cidr", "10.0.0.0/8"), sel("ip|cidr", "2001:db8::/32")
+    view = EventView({"ip": ["not an address", " 10.1.2.3 ", "2001:db8::9"]})
+    assert v4.matches(view) and v6.matches(view)
+    view = EventView({"ip": ["10.1.2.3x", "2001:db9::1"]})
+    assert not v4.matches(view) and not v6.matches(view)
+    assert not m(v4, {"ip": 167837953})  # 10.1.1.1 as an integer: not address text
+
+
 def test_windash():
     c = sel("CommandLine|windash|contains", "-exec bypass")
     for dash in "-/\u2013\u2014\u2015":

@@ -82,19 +82,29 @@ except ImportError:  # pragma: no cover - older/newer pySigma
     _parse_condition_string = None
 
 
+# Parse trees by condition text. pySigma's own cache keeps 256 texts; a catalog has more distinct
+# conditions than that, and each miss is a pyparsing run costing more than compiling the rule.
+_PARSED: dict[str, Any] = {}
+_EXPANDED: dict[tuple, Any] = {}
+_MAX_CACHED = 4096  # bounded: a long-running bot sees many repositories
+
+
 def _parse(c: Any) -> Any:
     # The cached tree is shared, which is safe here: nothing below mutates it (expand builds new
     # operator nodes and only reads identifiers and selectors). The deep copy cost more than the
     # rest of compiling a rule.
+    tree = _PARSED.get(c.condition)
+    if tree is not None:
+        return tree
     if _parse_condition_string is None or "|" in c.condition:
         return c.parse(postprocess=False)
     try:
-        return _parse_condition_string(c.condition)
+        tree = _parse_condition_string(c.condition)
     except Exception:
         return c.parse(postprocess=False)  # raises pySigma's own error for the message
-
-
-_EXPANDED: dict[tuple, Any] = {}
+    if len(_PARSED) < _MAX_CACHED:
+        _PARSED[c.condition] = tree
+    return tree
 
 
 def parse_conditions(rule: SigmaRule) -> list[Any]:
@@ -107,7 +117,7 @@ def parse_conditions(rule: SigmaRule) -> list[Any]:
         tree = _EXPANDED.get(key)
         if tree is None:
             tree = expand(_parse(c), rule)
-            if len(_EXPANDED) < 4096:
+            if len(_EXPANDED) < _MAX_CACHED:
                 _EXPANDED[key] = tree
         out.append(tree)
     return out

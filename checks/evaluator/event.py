@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
+from ipaddress import ip_address
 from typing import Any
 
 from .fields import MISSING, leaf_values, lookup
@@ -50,7 +51,7 @@ class FieldValue:
     """One field of one event: the raw value, its scalar candidates (a list contributes every
     element) and their string and lower-case string forms."""
 
-    __slots__ = ("raw", "scalars", "strs", "lows", "_nums")
+    __slots__ = ("raw", "scalars", "strs", "lows", "_nums", "_ips")
 
     def __init__(self, raw: Any):
         self.raw = raw
@@ -65,12 +66,27 @@ class FieldValue:
         self.strs = strs
         self.lows = tuple(s.lower() for s in strs)
         self._nums: tuple | None = None
+        self._ips: tuple | None = None
 
     @property
     def nums(self) -> tuple:
         if self._nums is None:
             self._nums = tuple(n for n in map(number_of, self.scalars) if n is not None)
         return self._nums
+
+    @property
+    def ips(self) -> tuple:
+        """The string forms that are IP addresses (surrounding space allowed), parsed once per event
+        however many CIDR values look at the field."""
+        if self._ips is None:
+            ips = []
+            for x in self.strs:
+                try:
+                    ips.append(ip_address(x.strip()))
+                except ValueError:
+                    continue
+            self._ips = tuple(ips)
+        return self._ips
 
     @property
     def present(self) -> bool:

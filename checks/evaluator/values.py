@@ -11,7 +11,6 @@ import operator
 import re
 from datetime import datetime
 from functools import lru_cache
-from ipaddress import ip_address
 from typing import Any, Callable
 
 import re2
@@ -243,27 +242,26 @@ def regex_test(r: SigmaRegularExpression) -> Test:
     return test
 
 
+@lru_cache(maxsize=1024)
+def _ipv4_atoms(network: str) -> tuple[tuple, ...]:
+    """Octet-aligned text prefixes (pySigma's own expansion) cover every dotted-quad address of the
+    network, which is all ip_address() accepts for IPv4. ip_address() sees the value after
+    str.strip(), which removes more kinds of space than RE2's \\s: any non-digits may surround it.
+    Cached: expanding through ipaddress is slow and catalogs repeat the same few networks."""
+    return tuple(("s", "(?s)^[^0-9]*" + re.escape(p.rstrip("*")) + ("" if p.endswith("*") else "[^0-9]*$"), 0.05)
+                 for p in SigmaCIDRExpression(network).expand())
+
+
 def cidr_test(c: SigmaCIDRExpression) -> Test:
     network = c.network
-    ip_atoms = None
-    if network.version == 4:
-        # Octet-aligned text prefixes (pySigma's own expansion) cover every dotted-quad address
-        # of the network, which is all ip_address() accepts for IPv4.
-        # ip_address() sees the value after str.strip(), which removes more kinds of space than
-        # RE2's \\s: allow any non-digits around the address.
-        ip_atoms = [("s", "(?s)^[^0-9]*" + re.escape(p.rstrip("*")) + ("" if p.endswith("*") else "[^0-9]*$"), 0.05)
-                    for p in c.expand()]
 
     def test(fv: FieldValue, view: EventView) -> bool:
-        for x in fv.strs:
-            try:
-                if ip_address(x.strip()) in network:
-                    return True
-            except ValueError:
-                continue
+        for ip in fv.ips:
+            if ip in network:
+                return True
         return False
-    if ip_atoms is not None:
-        test.atoms = ip_atoms  # type: ignore[attr-defined]
+    if network.version == 4:
+        test.atoms = _ipv4_atoms(str(network))  # type: ignore[attr-defined]
     return test
 
 
