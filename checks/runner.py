@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .config import Config
 from .evaluator.bulk import paused_gc
@@ -80,6 +81,19 @@ def apply_level(findings: list[Finding], config: Config) -> list[Finding]:
     return out
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The scope of a check run. A run builds a large, long-lived heap (parsed files, pySigma rules,
+    compiled rules, evaluations) and makes little cyclic garbage: CPython's collections rescanning that
+    heap as it grows took half the run's time. Collection resumes when the run ends (or when the first of
+    overlapping runs in the bot's thread pool ends, so the process is never left without it). The run's
+    objects then go straight to the oldest generation, so one full collection first reclaims what earlier
+    runs left (contexts are cyclic): garbage never piles up across runs."""
+    gc.collect()
+    with paused_gc():
+        yield
+
+
 def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None = None,
                only: Iterable[str] | None = None,
                progress: Callable[[str, int, int], None] | None = None) -> RunResult:
@@ -89,14 +103,7 @@ def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None
     ctx = CheckContext(source, config, bundles, changed_set, progress)
     names = enabled_checks(config, only)
     findings: list[Finding] = []
-    # A run builds a large, long-lived heap (parsed files, pySigma rules, compiled rules, evaluations) and
-    # makes little cyclic garbage: CPython's collections rescanning that heap as it grows took half the
-    # run's time. Collection resumes when the run ends (or when the first of overlapping runs in the bot's
-    # thread pool ends, so the process is never left without it). The run's objects then go straight to
-    # the oldest generation, so one full collection first reclaims what earlier runs left (contexts are
-    # cyclic): garbage never piles up across runs.
-    gc.collect()
-    with paused_gc():
+    with collector_paused():
         for name in names:
             module = importlib.import_module(CHECK_MODULES[name])
             findings.extend(module.run(ctx))
