@@ -46,6 +46,10 @@ SUPERSEDED = "superseded"
 SHUTDOWN = "shutdown"
 TIMEOUT = "timeout"
 LATEST_TTL = 7 * 24 * 3600
+# A job taken by workers this many times without being finished (its bookkeeping kept failing, or the processes
+# running it kept dying) is dead-lettered rather than handed out again: at-least-once, never forever.
+MAX_DELIVERIES = 5
+DEAD_LETTERS_KEPT = 1000
 
 
 @dataclass
@@ -182,6 +186,19 @@ class JobQueue(abc.ABC):
     async def _done(self, job: Job, requeue: bool = False) -> None:
         """Bookkeeping once a job left the worker (acknowledge, or put back for another process)."""
 
+    async def _bury(self, job: Job) -> None:
+        """Take a job that cannot be run off the queue for good (Redis: onto the dead-letter list)."""
+
+    async def dead_letter(self, job: Job, reason: str) -> None:
+        """End a job that cannot be run: one error line saying why, and it is never handed out again."""
+        log.error("job dead-lettered", job_id=job.id, delivery_id=job.delivery_id, github_event=job.event,
+                  reason=reason)
+        self._count("dead")
+        try:
+            await self._bury(job)
+        except Exception:  # noqa: BLE001 -- Redis gone: the delivery cap ends it when it comes back
+            log.exception("dead-lettering failed", job_id=job.id)
+
     # -- workers -------------------------------------------------------------------------------------------
     async def start(self, handler: JobHandler) -> None:
         self.handler = handler
@@ -218,8 +235,11 @@ class JobQueue(abc.ABC):
                 if not started:     # stopped between taking the job and running it: give it back
                     await asyncio.shield(self._done(job, requeue=True))
                 raise
-            except Exception:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
+            except Exception as e:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
+                # The job must still end: left in our processing list it would be recovered and retried for
+                # ever once this process stops.
                 log.exception("job bookkeeping failed", job_id=job.id)
+                await self.dead_letter(job, f"bookkeeping failed: {e!r}")
             finally:
                 self.in_hand -= 1
 
@@ -416,6 +436,8 @@ class RedisQueue(JobQueue):
         self.pending_key = f"{prefix}:pending"
         self.processing_key = f"{prefix}:processing:{self.consumer}"
         self.channel = f"{prefix}:supersede"
+        self.dead_key = f"{prefix}:dead"                # jobs that will never run, newest first (inspect by hand)
+        self.deliveries_key = f"{prefix}:deliveries"    # job id -> times taken by a worker, while unfinished
         self._depth = 0
         self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)
         self._background: list[asyncio.Task] = []
@@ -476,14 +498,32 @@ class RedisQueue(JobQueue):
         try:
             job = Job.loads(raw)
         except (ValueError, TypeError):
-            log.error("dropping unreadable job", raw=raw[:200])
-            await self.redis.lrem(self.processing_key, 1, raw)
+            log.error("job dead-lettered", reason="unreadable job", raw=raw[:200])
+            await self._move_to_dead(raw)
             return None
         self._raw[job.id] = raw
+        taken = await self.redis.hincrby(self.deliveries_key, job.id, 1)
+        if taken > MAX_DELIVERIES:
+            await self.dead_letter(job, f"taken {taken - 1} times without finishing")
+            return None
         return job
 
-    async def _done(self, job: Job, requeue: bool = False) -> None:
+    async def _move_to_dead(self, raw: bytes, job_id: str | None = None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self.processing_key, 1, raw)
+            pipe.lpush(self.dead_key, raw)
+            pipe.ltrim(self.dead_key, 0, DEAD_LETTERS_KEPT - 1)
+            if job_id is not None:
+                pipe.hdel(self.deliveries_key, job_id)
+            await pipe.execute()
+
+    async def _bury(self, job: Job) -> None:
         raw = self._raw.pop(job.id, None)
+        if raw is not None:
+            await self._move_to_dead(raw, job.id)
+
+    async def _done(self, job: Job, requeue: bool = False) -> None:
+        raw = self._raw.get(job.id)
         if raw is None:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -491,7 +531,10 @@ class RedisQueue(JobQueue):
             if requeue:
                 job.attempt += 1
                 pipe.rpush(self.pending_key, job.dumps())   # the right end: next to be taken
+            else:
+                pipe.hdel(self.deliveries_key, job.id)
             await pipe.execute()
+        del self._raw[job.id]   # only now: when acknowledging failed, dead-lettering still finds the bytes
         if requeue:
             self._count("requeued")
 
@@ -545,27 +588,36 @@ class RedisQueue(JobQueue):
         await self.redis.aclose()
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _scalar(value: Any) -> Any:
+    """A value fit for a log field (a malformed payload may put lists or objects anywhere)."""
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def job_log_fields(job: Job) -> dict[str, Any]:
-    """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars)."""
+    """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars). Never raises,
+    whatever the payload looks like: it runs before the payload's shape is checked."""
     try:
-        p = job.data
+        p = _obj(job.data)
     except ValueError:
         p = {}
     # "github_event", not "event": structlog's message key is `event`.
     fields: dict[str, Any] = {"delivery_id": job.delivery_id, "github_event": job.event, "job_id": job.id}
-    repo = (p.get("repository") or {}).get("full_name")
-    pr = p.get("pull_request") or {}
-    number = pr.get("number") or (p.get("issue") or {}).get("number")
-    sha = (pr.get("head") or {}).get("sha") or (p.get("check_run") or {}).get("head_sha") or (
-        p.get("check_suite") or {}).get("head_sha")
+    pr, check_run, check_suite = _obj(p.get("pull_request")), _obj(p.get("check_run")), _obj(p.get("check_suite"))
+    number = _scalar(pr.get("number")) or _scalar(_obj(p.get("issue")).get("number"))
+    sha = _scalar(_obj(pr.get("head")).get("sha")) or _scalar(check_run.get("head_sha")) or _scalar(
+        check_suite.get("head_sha"))
     if not number:
-        for holder in (p.get("check_run") or {}, p.get("check_suite") or {}):
-            prs = holder.get("pull_requests") or []
-            if prs:
-                number = prs[0].get("number")
+        for holder in (check_run, check_suite):
+            prs = holder.get("pull_requests")
+            if isinstance(prs, list) and prs:
+                number = _scalar(_obj(prs[0]).get("number"))
                 break
-    for name, value in (("repo", repo), ("pr", number), ("head_sha", sha or job.sha),
-                        ("installation_id", job.installation_id)):
+    for name, value in (("repo", _scalar(_obj(p.get("repository")).get("full_name"))), ("pr", number),
+                        ("head_sha", sha or job.sha), ("installation_id", job.installation_id)):
         if value:
             fields[name] = value
     return fields

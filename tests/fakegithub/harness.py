@@ -99,6 +99,8 @@ async def running_bot(fake: FakeGitHub, *, router: Router | None = None, queue: 
     github = GitHubApp(app_id=settings.app_id, private_key=settings.private_key, base_url=settings.github_url,
                        requester=settings.app_slug, concurrency=settings.github_concurrency, retry=TEST_RETRY,
                        metrics=metrics)
+    if queue is not None and queue.metrics is None:
+        queue.metrics = metrics     # the server's figures include the queue's, as with a queue it makes
     app = create_app(settings, github=github, queue=queue, router=router, metrics=metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
