@@ -337,11 +337,16 @@ class JobQueue(abc.ABC):
     async def refresh_depth(self) -> None:
         """Bring depth() up to date where it is a cached figure (Redis)."""
 
+    def taken(self) -> int:
+        """Jobs this process took off the queue and has not finished (as last known; Redis counts the ones in
+        flight from Redis to a worker too)."""
+        return self.in_hand
+
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         await self.refresh_depth()
-        while self.depth() or self.running or self.in_hand:
+        while self.depth() or self.running or self.in_hand or self.taken():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)
@@ -439,6 +444,7 @@ class RedisQueue(JobQueue):
         self.dead_key = f"{prefix}:dead"                # jobs that will never run, newest first (inspect by hand)
         self.deliveries_key = f"{prefix}:deliveries"    # job id -> times taken by a worker, while unfinished
         self._depth = 0
+        self._taken = 0
         self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)
         self._background: list[asyncio.Task] = []
 
@@ -489,7 +495,13 @@ class RedisQueue(JobQueue):
         return self._depth
 
     async def refresh_depth(self) -> None:
-        self._depth = await self.redis.llen(self.pending_key)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(self.pending_key)
+            pipe.llen(self.processing_key)
+            self._depth, self._taken = await pipe.execute()
+
+    def taken(self) -> int:
+        return max(self.in_hand, self._taken)
 
     async def _next(self) -> Job | None:
         raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")

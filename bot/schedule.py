@@ -16,6 +16,8 @@ import structlog
 
 from checks.config import Config
 
+from .github.create import create_once, post_comment_once
+
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIME = dtime(3, 0)
@@ -76,14 +78,14 @@ async def update_tracking_issue(gh: Any, repo: str, bot_login: str, body: str | 
     if body is None:
         if issue is None:
             return IssueChange("none")
-        await gh.post(f"/repos/{repo}/issues/{issue['number']}/comments",
-                      data={"body": "All rules pass the daily replay again. Closing."})
+        await post_comment_once(gh, repo, int(issue["number"]), "All rules pass the daily replay again. Closing.")
         await gh.patch(f"/repos/{repo}/issues/{issue['number']}",
                        data={"state": "closed", "state_reason": "completed"})
         return IssueChange("closed", int(issue["number"]))
     body = f"{marker}\n{body}"[:65536]
     if issue is None:
-        created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+        created = await create_once(gh, f"/repos/{repo}/issues", {"title": title, "body": body},
+                                    find=lambda: find_tracking_issue(gh, repo, bot_login, marker))
         return IssueChange("opened", int(created["number"]))
     if issue.get("body") == body:
         return IssueChange("unchanged", int(issue["number"]))

@@ -220,12 +220,12 @@ async def test_ping_and_unrouted_events_are_answered_but_not_queued(world):
 async def test_github_502_then_success_is_retried(world):
     fake, repo = world
     pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
-    fake.fail("/repos/octo-org/rules/check-runs", times=1, status=502, method="POST")
+    fake.fail("/repos/octo-org/rules/check-runs/*", times=1, status=502, method="PATCH")
     async with running_bot(fake, router=probe_router()) as bot:
         await bot.deliver("pull_request", pull_request_event(fake, pr))
         await bot.settle()
-        assert bot.metrics.github_calls.value(method="POST", status=502) == 1
-    assert [r.status for r in fake.requests_to("/repos/octo-org/rules/check-runs", "POST")] == [502, 201]
+        assert bot.metrics.github_calls.value(method="PATCH", status=502) == 1
+    assert [r.status for r in fake.requests_to("/repos/octo-org/rules/check-runs/*", "PATCH")] == [502, 200]
     assert fake.check_runs(repo)[0].conclusion == "success"
 
 
