@@ -127,7 +127,7 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
 
 CANCEL_REASONS = {
     SUPERSEDED: "a newer commit was pushed",
-    SHUTDOWN: "detbot was shut down while checking; use Re-run or comment `/recheck`",
+    SHUTDOWN: "detbot was restarted while checking; another detbot process runs the checks again",
 }
 
 
@@ -136,7 +136,10 @@ async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
     await asyncio.wait([creating])
     run = current_run()
     reason = run.cancel_reason if run is not None else None
-    if reason == TIMEOUT:
+    if reason == SHUTDOWN and run is not None and not run.queue.requeues_on_shutdown:
+        # No other process will run this job again: leave the runs to the next start's recovery sweep.
+        await runs.hand_over_pending()
+    elif reason == TIMEOUT:
         await runs.conclude_pending("timed_out", lambda c: Output(
             "Timed out", f"**detbot/{c}** did not finish within detbot's job timeout. Use Re-run or `/recheck`."))
     else:

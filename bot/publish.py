@@ -18,7 +18,7 @@ from checks.config import Config, ConfigError
 from checks.findings import Finding
 
 from .github.create import create_once
-from .summary import Output, clip, render_cancelled, render_error
+from .summary import Output, clip, render_cancelled, render_error, render_waiting
 
 log = structlog.get_logger(__name__)
 
@@ -144,20 +144,39 @@ class CheckRunSet:
         self.run_token = f"{external_id}:{token}" if external_id else token
         self.ids: dict[str, int] = {}
         self.concluded: dict[str, str] = {}
+        self.handed_over: set[str] = set()
         self.requests = 0
 
     @property
     def pending(self) -> list[str]:
-        return [c for c in self.checks if c in self.ids and c not in self.concluded]
+        return [c for c in self.checks if c in self.ids and c not in self.concluded and c not in self.handed_over]
 
-    async def create(self) -> None:
-        """All runs `in_progress` before any work, so the PR shows detbot working within a second."""
+    def release(self) -> None:
+        """Leave the runs not concluded to the recovery sweep (of this process later, or of the next start)."""
+        for check in self.pending:
+            self.handed_over.add(check)
+            ACTIVE_RUNS.discard(self.ids[check])
+
+    async def hand_over_pending(self) -> None:
+        """Shutting down and nobody else will run this job: mark the unfinished runs `queued` and release them,
+        so that the next start's recovery sweep runs the checks again (and concludes these)."""
+        async def one(check: str) -> None:
+            await self._patch(check, {"status": "queued", "output": render_waiting(check).as_dict()})
+        await self._each_pending(one)
+        self.release()
+
+    async def create(self, waiting: bool = False) -> None:
+        """All runs `in_progress` before any work, so the PR shows detbot working within a second. With
+        `waiting`, `queued` instead, saying why (work handed over to detbot's next start)."""
         async def one(check: str) -> None:
             body: dict[str, Any] = {
                 "name": run_name(check), "head_sha": self.head_sha, "status": "in_progress",
                 "started_at": _now(), "external_id": self.run_token,
                 "output": {"title": "Checking…", "summary": f"detbot is running **{run_name(check)}**."},
             }
+            if waiting:
+                del body["started_at"]
+                body.update(status="queued", output=render_waiting(check).as_dict())
             run = await create_once(self.gh, f"/repos/{self.repo}/check-runs", body,
                                     find=lambda: self._find_created(check))
             self.ids[check] = int(run["id"])

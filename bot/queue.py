@@ -159,6 +159,12 @@ class JobQueue(abc.ABC):
         self.in_hand = 0          # jobs taken from the queue and not finished (running or about to)
         self.busy: Callable[[], bool] | None = None   # e.g. "webhook answers in progress" (set by the server)
         self.max_defer = 0.25
+        # Whether a job cancelled by shutdown is put back for another process (Redis) or ends with this one.
+        self.requeues_on_shutdown = False
+        # At shutdown, what to do with waiting jobs this queue cannot keep (e.g. leave their check runs queued
+        # for the next start's recovery sweep); set by whoever knows what the jobs are about.
+        self.handover: Callable[[list[Job]], Awaitable[None]] | None = None
+        self._drain_until = 0.0
 
     # -- interface ---------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -209,7 +215,7 @@ class JobQueue(abc.ABC):
                               for i in range(self.workers)]
 
     async def _worker(self, index: int) -> None:
-        while not self.closing:
+        while not self.closing or self._drainable():
             try:
                 job = await self._next()
             except asyncio.CancelledError:
@@ -312,24 +318,49 @@ class JobQueue(abc.ABC):
         return cancelled
 
     async def close(self, timeout: float = 25.0, grace: float = 5.0) -> None:
-        """Stop taking jobs; let running ones finish for up to `timeout` seconds; cancel the rest (reason
-        "shutdown": handlers conclude what they started) and give them `grace` seconds to do so."""
+        """Stop taking new jobs; let running ones (and, in process, waiting ones) finish for up to `timeout`
+        seconds; cancel the rest (reason "shutdown": handlers conclude or hand over what they started) and give
+        them `grace` seconds to do so. Waiting jobs this queue cannot keep go to `handover` meanwhile."""
         self.closing = True
-        runs = [r.task for r in self.running.values() if r.task is not None]
-        if runs:
-            log.info("waiting for running jobs", count=len(runs), timeout=timeout)
-            await asyncio.wait(runs, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        self._drain_until = loop.time() + timeout
+        if self.running or self._drainable():
+            log.info("waiting for jobs", running=len(self.running), waiting=self.depth(), timeout=timeout)
+        while (self.running or self.in_hand or self._drainable()) and loop.time() < self._drain_until:
+            await asyncio.sleep(0.01)
+        self._drain_until = 0.0
         leftover = [r for r in self.running.values() if r.task is not None and not r.task.done()]
         for run in leftover:
             run.cancel(SHUTDOWN)
-        if leftover:
-            await asyncio.wait([r.task for r in leftover if r.task], timeout=grace)
+        waits = [r.task for r in leftover if r.task is not None]
+        dropped = self._take_waiting()
+        if dropped:
+            waits.append(asyncio.ensure_future(self._hand_over(dropped)))
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
         # Workers idle in _next() are cancelled; workers still inside _run() have seen their job end.
         for t in self._worker_tasks:
             t.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
         self._worker_tasks = []
         await self._close_backend()
+
+    def _drainable(self) -> bool:
+        """Jobs are waiting that only this process can run (the in-process queue): keep the workers going."""
+        return False
+
+    def _take_waiting(self) -> list[Job]:
+        """The waiting jobs that would be lost with this process (none where the queue outlives it)."""
+        return []
+
+    async def _hand_over(self, jobs: list[Job]) -> None:
+        if self.handover is None:
+            log.warning("waiting jobs dropped at shutdown", count=len(jobs))
+            return
+        try:
+            await self.handover(jobs)
+        except Exception:  # noqa: BLE001 -- shutting down: say so, recovery covers what it can
+            log.exception("handing over waiting jobs failed", count=len(jobs))
 
     async def _close_backend(self) -> None:
         pass
@@ -394,11 +425,15 @@ class MemoryQueue(JobQueue):
     async def _next(self) -> Job | None:
         return await self._queue.get()
 
-    async def _close_backend(self) -> None:
-        if self._queue.qsize():
-            # They are lost with this process (no check run was created for them yet). The Redis queue keeps
-            # them for the next worker; with this one, a "Re-run" or a new push brings the checks back.
-            log.warning("queued jobs dropped at shutdown", count=self._queue.qsize())
+    def _drainable(self) -> bool:
+        # The jobs die with this process: while closing, keep running them until the shutdown deadline.
+        return bool(self._queue.qsize()) and asyncio.get_running_loop().time() < self._drain_until
+
+    def _take_waiting(self) -> list[Job]:
+        jobs = []
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
 
 
 # One round trip per delivery: record its id (NX, with a TTL) and queue it, or do neither.
@@ -443,6 +478,7 @@ class RedisQueue(JobQueue):
         self.channel = f"{prefix}:supersede"
         self.dead_key = f"{prefix}:dead"                # jobs that will never run, newest first (inspect by hand)
         self.deliveries_key = f"{prefix}:deliveries"    # job id -> times taken by a worker, while unfinished
+        self.requeues_on_shutdown = True
         self._depth = 0
         self._taken = 0
         self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)

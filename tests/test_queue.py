@@ -502,3 +502,40 @@ async def test_a_job_taken_too_often_is_dead_lettered_not_run(redis_ok, prefix):
         await q.close(1)
         await r.aclose()
     assert seen == [14]
+
+
+async def test_in_process_close_runs_waiting_jobs_until_the_deadline_and_hands_over_the_rest():
+    """Stopping takes no new jobs, runs the waiting ones while time is left, cancels what still runs with reason
+    "shutdown", and gives the jobs never started to `handover` (they would die with the process)."""
+    gate = asyncio.Event()
+    ran, reasons, handed = [], {}, []
+
+    async def handler(run: JobRun) -> None:
+        n = run.job.payload["n"]
+        ran.append(n)
+        try:
+            if n == 0:
+                await gate.wait()
+            elif n == 3:
+                await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            reasons[n] = run.cancel_reason
+            raise
+
+    async def handover(jobs):
+        handed.extend(j.payload["n"] for j in jobs)
+
+    q = MemoryQueue(workers=1, metrics=Metrics())
+    q.handover = handover
+    await q.start(handler)
+    for n in range(5):
+        await q.enqueue(job(n=n))
+    await wait_for(lambda: ran == [0])
+    closing = asyncio.create_task(q.close(timeout=0.5, grace=1))
+    await wait_for(lambda: q.closing)
+    with pytest.raises(QueueClosed):
+        await q.enqueue(job(n=9))
+    gate.set()
+    await closing
+    assert ran == [0, 1, 2, 3] and reasons == {3: SHUTDOWN} and handed == [4]
+    assert q.metrics.jobs.value(state="succeeded") == 3 and q.metrics.jobs.value(state="cancelled") == 1
