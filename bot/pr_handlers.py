@@ -6,7 +6,7 @@ Handlers are called as `await handler(event, gh, ctx)` inside a queue job (`ctx.
 from __future__ import annotations
 
 import asyncio
-from datetime import time as dtime
+from datetime import time as dtime, timedelta
 from typing import Any
 
 import structlog
@@ -26,7 +26,7 @@ from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_
 from .recovery import recover
 from .replay_flow import head_is, replay_catalog, replay_pull_request
 from .routes import pr_key
-from .schedule import DailyScheduler, schedule_time
+from .schedule import DailyScheduler, RedisLastRuns, schedule_time
 
 log = structlog.get_logger(__name__)
 
@@ -321,7 +321,11 @@ def install(app: web.Application) -> None:
         async def replay_repo(gh: Any, repo: str, branch: str) -> None:
             await replay_catalog(gh, repo, branch, settings.bot_login)
 
-        scheduler = DailyScheduler(repositories, slot_for, replay_repo)
+        # The queue's Redis, when there is one, keeps the last runs across restarts (exact catch-up).
+        redis = getattr(app[QUEUE], "redis", None)
+        last_runs = RedisLastRuns(redis, f"{settings.queue_prefix}:replay:last-run") if redis is not None else None
+        scheduler = DailyScheduler(repositories, slot_for, replay_repo, last_runs=last_runs,
+                                   catch_up=timedelta(seconds=settings.replay_catch_up))
         try:
             await scheduler.run_forever()
         finally:

@@ -86,7 +86,8 @@ def probe_check_run_router(record: list | None = None, *, enabled: bool = True) 
 def settings_for(fake: FakeGitHub, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(app_id=fake.app_id, private_key=fake.private_key_pem.decode(),
                                   webhook_secret=SECRET, github_url=fake.url, host="127.0.0.1", port=0,
-                                  app_slug=fake.app_slug, workers=4, shutdown_timeout=2.0)
+                                  app_slug=fake.app_slug, workers=4, shutdown_timeout=2.0,
+                                  replay_catch_up=0.0)   # no daily replay at start-up, whatever the time
     values.update(overrides)
     return Settings(**values)
 
