@@ -102,7 +102,7 @@ def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
 async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
                               executor: Executor | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
-    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths)
+    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths, also=snap.dependents)
     return await loop.run_in_executor(executor or check_executor(), call)
 
 
@@ -181,7 +181,7 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             bound.info("pr_flow.config_error", error=text)
             await runs.conclude_pending("failure", lambda c: render_config_error(c, text))
             return FlowResult(dict(runs.concluded))
-        snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
+        snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher, dependents=True)
         if not snap.rule_paths:
             changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
             await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count, note))
