@@ -4,26 +4,12 @@ The fake GitHub is told to perform the write and then answer 502 (`fail(..., per
 the write is not. A 502 without the write must still lead to exactly one object."""
 import pytest
 
-from bot.command_handlers import forget_handled
-from bot.fetch import BLOBS
 from bot.kpi_comment import KPI_MARKER, upsert_marked_comment
 from bot.publish import PR_CHECKS
 from tests.fakegithub import issue_comment_event, pull_request_event
 from tests.fakegithub.harness import running_bot
-from tests.ghflow_support import BROKEN_RULE, INSTALLATION, example_files
-
-
-@pytest.fixture(autouse=True)
-def _fresh():
-    BLOBS.clear()
-    forget_handled()
-
-
-@pytest.fixture
-def repo(fake_github):
-    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
-    fake_github.set_permission(repo, "maint", "maintain")
-    return repo
+from tests.ghflow_support import BROKEN_RULE
+from tests.test_commands_e2e import _fresh, repo  # noqa: F401 -- the same world: example repo, a maintainer
 
 
 @pytest.mark.parametrize("performed", [True, False], ids=["done-then-502", "502-not-done"])
