@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -36,7 +37,7 @@ def payload_problem(event: str, data: Any) -> str | None:
     """What is wrong with a delivery's payload for detbot's handlers, or None when it can be handled."""
     if not isinstance(data, dict):
         return "the payload is not a JSON object"
-    if not isinstance(data.get("action"), str):
+    if not isinstance(data.get("action", ""), str):
         return "`action` is not a string"
     installation = data.get("installation")
     if installation is not None and not (isinstance(installation, dict) and _is_int(installation.get("id"))):
@@ -58,8 +59,8 @@ def payload_problem(event: str, data: Any) -> str | None:
             ref = pr.get(side)
             if not isinstance(ref, dict) or not isinstance(ref.get("sha"), str):
                 return f"`pull_request.{side}.sha` is not a string"
-        if not isinstance((pr["base"].get("repo") or None), dict) or not isinstance(
-                pr["base"]["repo"].get("full_name"), str):
+        base_repo = pr["base"].get("repo")
+        if not isinstance(base_repo, dict) or not isinstance(base_repo.get("full_name"), str):
             return "`pull_request.base.repo.full_name` is not a string"
     elif event in ("check_run", "check_suite"):
         holder, problem = _need_obj(data, event)

@@ -21,11 +21,12 @@ from checks.yamldoc import YamlError, load_all
 from .command_handlers import CommandError, handle_issue_comment
 from .fetch import Fetcher, PullRequestSnapshot
 from .kpi_comment import upsert_marked_comment
+from .payloads import payload_problem
 from .pr_flow import PullRequestTarget, check_pull_request
 from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
 from .recovery import recover
 from .replay_flow import head_is, replay_catalog, replay_pull_request
-from .routes import pr_key
+from .routes import job_key, pr_key
 from .schedule import DailyScheduler, RedisLastRuns, schedule_time
 
 log = structlog.get_logger(__name__)
@@ -235,10 +236,8 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
     return report
 
 
-def _pr_check_target(job: Any) -> tuple[str, str, str, int | None] | None:
+def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
     """(repository, PR key, head sha, installation id) of a waiting job that would run the PR checks."""
-    from .payloads import payload_problem
-    from .routes import job_key
     try:
         data = job.data
     except ValueError:
@@ -253,26 +252,29 @@ def _pr_check_target(job: Any) -> tuple[str, str, str, int | None] | None:
     if key is None or sha is None:
         return None
     installation_id = job.installation_id or (data.get("installation") or {}).get("id")
-    return key.rpartition("#")[0], key, sha, installation_id
+    return (key.rpartition("#")[0], key, sha, installation_id) if installation_id else None
 
 
 async def hand_over_jobs(github: Any, jobs: list[Any]) -> None:
     """At shutdown, the waiting jobs of the in-process queue die with the process: the PR checks they would have
     run are created `queued`, which the next start's recovery sweep runs. Other jobs (e.g. comment commands) are
     named in the log; their authors have to ask again."""
-    async def one(job: Any) -> None:
+    newest: dict[str, tuple[Any, tuple[str, str, str, int]]] = {}   # PR key -> its latest job (newest wins)
+    for job in sorted(jobs, key=lambda j: j.enqueued_at):
         target = _pr_check_target(job)
-        if target is None or target[3] is None:
+        if target is None:
             log.warning("job dropped at shutdown", delivery_id=job.delivery_id, github_event=job.event)
-            return
-        repo, key, sha, installation_id = target
+        else:
+            newest[target[1]] = (job, target)
+
+    async def one(job: Any, repo: str, key: str, sha: str, installation_id: int) -> None:
         runs = CheckRunSet(github.installation_client(installation_id), repo, sha, PR_CHECKS, external_id=key)
         await runs.create(waiting=True)
         runs.release()
         log.info("job handed over to the next start", repo=repo, key=key, head_sha=sha,
                  delivery_id=job.delivery_id)
-    results = await asyncio.gather(*(one(j) for j in jobs), return_exceptions=True)
-    for job, result in zip(jobs, results):
+    results = await asyncio.gather(*(one(job, *target) for job, target in newest.values()), return_exceptions=True)
+    for (job, _), result in zip(newest.values(), results):
         if isinstance(result, Exception):
             log.error("job hand-over failed", delivery_id=job.delivery_id, error=repr(result))
 

@@ -377,7 +377,7 @@ class JobQueue(abc.ABC):
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         await self.refresh_depth()
-        while self.depth() or self.running or self.in_hand or self.taken():
+        while self.depth() or self.running or self.taken():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)

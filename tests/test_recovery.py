@@ -129,6 +129,9 @@ async def test_jobs_left_at_shutdown_are_run_by_the_next_start(fake_github):
     async with running_bot(fake_github, prepare=install, workers=1, shutdown_timeout=0.1) as bot:
         for pr in prs:
             assert (await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened")))[0] == 202
+        old_head = prs[2].head_sha       # pushed to while its first job waits: only the newest is handed over
+        fake_github.push_to_pull(prs[2], {"rules/windows/bad2.yml": BROKEN_RULE + "# again\n"})
+        await bot.deliver("pull_request", pull_request_event(fake_github, prs[2], "synchronize"))
         for _ in range(500):
             if len(fake_github.check_runs(repo, prs[0].head_sha)) == 4:
                 break
@@ -138,7 +141,7 @@ async def test_jobs_left_at_shutdown_are_run_by_the_next_start(fake_github):
     assert not [r for r in left if r.status == "in_progress"]
     for pr in prs:      # every job, started or not, left its four checks for the next start
         assert {r.status for r in fake_github.check_runs(repo, pr.head_sha)} == {"queued"}
-    assert len(left) == 12
+    assert len(left) == 12 and fake_github.check_runs(repo, old_head) == []
 
     async with running_bot(fake_github, prepare=install) as bot:
         for _ in range(1000):
