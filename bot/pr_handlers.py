@@ -324,8 +324,9 @@ def install(app: web.Application) -> None:
             await replay_catalog(gh, repo, branch, settings.bot_login)
 
         # The queue's Redis, when there is one, keeps the last runs across restarts (exact catch-up).
-        redis = getattr(app[QUEUE], "redis", None)
-        last_runs = RedisLastRuns(redis, f"{settings.queue_prefix}:replay:last-run") if redis is not None else None
+        queue = app[QUEUE]
+        redis = getattr(queue, "redis", None)
+        last_runs = RedisLastRuns(redis, f"{getattr(queue, 'prefix', 'detbot')}:replay:last-run") if redis else None
         scheduler = DailyScheduler(repositories, slot_for, replay_repo, last_runs=last_runs,
                                    catch_up=timedelta(seconds=settings.replay_catch_up))
         try:
