@@ -339,9 +339,7 @@ class JobQueue(abc.ABC):
         if waits:
             await asyncio.wait(waits, timeout=grace)
         # Workers idle in _next() are cancelled; workers still inside _run() have seen their job end.
-        for t in self._worker_tasks:
-            t.cancel()
-        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        await stop_tasks(self._worker_tasks, grace)
         self._worker_tasks = []
         await self._close_backend()
 
@@ -483,6 +481,7 @@ class RedisQueue(JobQueue):
         self._taken = 0
         self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)
         self._background: list[asyncio.Task] = []
+        self._stopped = False   # the background loops' own stop signal, should a library swallow a cancel
 
     def _latest_key(self, key: str) -> str:
         return f"{self.prefix}:latest:{key}"
@@ -496,6 +495,7 @@ class RedisQueue(JobQueue):
         except (OSError, RedisError) as e:
             raise QueueUnavailable(f"cannot reach Redis at {without_password(self.url)}: {e}") from e
         await self.recover()
+        self._stopped = False
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(self.channel)
         self._background = [asyncio.create_task(self._listen(), name="detbot-supersede-listener"),
@@ -531,10 +531,8 @@ class RedisQueue(JobQueue):
         return self._depth
 
     async def refresh_depth(self) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.llen(self.pending_key)
-            pipe.llen(self.processing_key)
-            self._depth, self._taken = await pipe.execute()
+        self._depth = await self.redis.llen(self.pending_key)
+        self._taken = await self.redis.llen(self.processing_key)
 
     def taken(self) -> int:
         return max(self.in_hand, self._taken)
@@ -601,7 +599,7 @@ class RedisQueue(JobQueue):
         return moved
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
@@ -615,7 +613,7 @@ class RedisQueue(JobQueue):
                 self.cancel_superseded(data["key"], data["job"])
 
     async def _beat(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
@@ -627,9 +625,8 @@ class RedisQueue(JobQueue):
                 log.exception("heartbeat failed")
 
     async def _close_backend(self) -> None:
-        for t in self._background:
-            t.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        self._stopped = True
+        await stop_tasks(self._background, self.heartbeat + 2)
         if hasattr(self, "_pubsub"):
             await self._pubsub.aclose()
         await self.redis.delete(self._alive_key(self.consumer))
@@ -669,6 +666,17 @@ def job_log_fields(job: Job) -> dict[str, Any]:
         if value:
             fields[name] = value
     return fields
+
+
+async def stop_tasks(tasks: list[asyncio.Task], timeout: float) -> None:
+    """Cancel `tasks` and wait for them, for `timeout` seconds at most: shutdown must end even when a library
+    swallows a cancellation (seen with redis-py pipelines under load)."""
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            log.warning("tasks did not stop", tasks=sorted(t.get_name() for t in pending))
 
 
 def without_password(url: str) -> str:
