@@ -15,6 +15,7 @@ from cachetools import TTLCache
 from gidgethub import HTTPException
 
 from .commands_parser import HELP_TEXT, Command, parse_commands
+from .github.create import post_comment_once
 from .kpi_comment import is_bot_login
 from .pr_flow import PullRequestTarget
 
@@ -171,4 +172,4 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
 
 async def reply(gh: Any, repo: str, number: int, text: str) -> None:
     body = f"{REPLY_MARKER}\n{text}"
-    await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body[:65536]})
+    await post_comment_once(gh, repo, number, body[:65536])

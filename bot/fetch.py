@@ -19,6 +19,7 @@ import structlog
 from gidgethub import HTTPException
 
 from checks.config import CONFIG_PATH, Config, parse_config
+from checks.dependents import dependent_correlations, lost_references
 from checks.repository import bundles_for_changed, is_rule_path
 from checks.source import MemorySource
 
@@ -72,6 +73,7 @@ BLOBS = BlobCache()
 class ChangedFiles:
     paths: list[str]  # added, modified, renamed (new path): what exists at the head SHA
     removed: list[str] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)  # base paths of the modified, renamed and removed files
     listed: int = 0
     truncated: bool = False  # GitHub stopped at 3,000 files
 
@@ -83,10 +85,15 @@ async def list_changed_files(gh: Any, repo: str, number: int) -> ChangedFiles:
     out = ChangedFiles([])
     async for f in gh.getiter(f"/repos/{repo}/pulls/{number}/files?per_page=100"):
         out.listed += 1
-        if f.get("status") == "removed":
+        status = f.get("status")
+        if status == "removed":
             out.removed.append(f["filename"])
         else:
             out.paths.append(f["filename"])
+        if status in ("removed", "modified", "changed"):
+            out.before.append(f["filename"])
+        elif status == "renamed" and f.get("previous_filename"):
+            out.before.append(f["previous_filename"])
         if out.listed >= MAX_PR_FILES:
             out.truncated = True
             break
@@ -211,21 +218,56 @@ class Fetcher:
 class PullRequestSnapshot:
     source: TreeSource
     changed: ChangedFiles
-    rule_paths: list[str]
+    rule_paths: list[str]   # the rules to check: those the change touches, then `dependents`
+    dependents: list[str] = field(default_factory=list)   # unchanged correlations the change may break
 
 
 async def snapshot(gh: Any, repo: str, number: int, head_sha: str, config: Config,
                    fetcher: Fetcher | None = None, *, all_rules: bool | None = None,
-                   extra: Callable[[Iterable[str]], Iterable[str]] | None = None) -> PullRequestSnapshot:
+                   extra: Callable[[Iterable[str]], Iterable[str]] | None = None,
+                   dependents: bool = False) -> PullRequestSnapshot:
     """The changed files, the tree at the head SHA and the touched rule bundles' files.
 
     `all_rules`: also fetch every rule file up front (default: when the syntax check, which looks for duplicate
-    ids across the repository, is enabled). `extra(tree paths)` names more files to fetch (replay's parsers)."""
+    ids across the repository, is enabled). `extra(tree paths)` names more files to fetch (replay's parsers).
+    `dependents`: also the correlation rules that refer to an id or name the change took away."""
     fetcher = fetcher or Fetcher(gh, repo)
     changed = await list_changed_files(gh, repo, number)
     needed_dirs = {dirname(p) for p in changed.paths} | {dirname(CONFIG_PATH)}
     tree = await fetcher.tree(head_sha, needed_dirs)
-    return await _snapshot_of(fetcher, tree, changed, config, all_rules, extra, f"{repo}#{number}@{head_sha}")
+    snap = await _snapshot_of(fetcher, tree, changed, config, all_rules, extra, f"{repo}#{number}@{head_sha}")
+    if dependents:
+        await _add_dependents(gh, repo, number, config, fetcher, snap)
+    return snap
+
+
+async def _add_dependents(gh: Any, repo: str, number: int, config: Config, fetcher: Fetcher,
+                          snap: PullRequestSnapshot) -> None:
+    """Only bundles the change touches are checked; a correlation elsewhere naming a rule the change renamed or
+    deleted would pass unnoticed. Read the changed rules as they were at the base, and add the correlations
+    that still refer to an id or name no longer there."""
+    former = [p for p in snap.changed.before if is_rule_path(p, config)]
+    if not former:
+        return
+    base_sha = (await gh.getitem(f"/repos/{repo}/pulls/{number}"))["base"]["sha"]
+    base_tree = await fetcher.tree(base_sha, {dirname(p) for p in former})
+    files = snap.source.files
+    now = {p: files[p] for p in snap.changed.paths if p in files and is_rule_path(p, config)}
+    lost = lost_references(await fetcher.blobs(base_tree, former), now)
+    if not lost:
+        return
+    tree = snap.source.tree
+    rules = [p for p in tree if is_rule_path(p, config)]
+    if len(rules) > MAX_PREFETCH_RULES:
+        log.warning("fetch.dependents_skipped", rules=len(rules), lost=sorted(lost)[:20])
+        return
+    files.update(await fetcher.blobs(tree, [p for p in rules if p not in files]))   # mostly from the blob cache
+    found = dependent_correlations(MemorySource(files, tree.keys()), config, lost, skip=snap.rule_paths)
+    bundles = bundles_for_changed(found, MemorySource({}, tree.keys()), config)
+    files.update(await fetcher.blobs(tree, [p for b in bundles for p in b.paths() if p and p not in files]))
+    snap.dependents = [b.rule_path for b in bundles]
+    snap.rule_paths = [*snap.rule_paths, *snap.dependents]
+    log.info("fetch.dependents", lost=sorted(lost)[:20], correlations=snap.dependents)
 
 
 async def branch_snapshot(gh: Any, repo: str, ref: str, config: Config, *,

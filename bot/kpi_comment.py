@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 
+from .github.create import create_once
+
 log = structlog.get_logger(__name__)
 
 KPI_MARKER = "<!-- detbot:kpi -->"
@@ -62,7 +64,10 @@ async def upsert_marked_comment(gh: Any, repo: str, number: int, body: str, *, b
     async with _lock(f"{repo}#{number}:{marker}"):
         own = await own_marked_comments(gh, repo, number, bot_login, marker)
         if not own:
-            created = await gh.post(f"{base}/{number}/comments", data={"body": body})
+            async def made() -> dict | None:   # after an error answer: the comment may have been posted
+                mine = await own_marked_comments(gh, repo, number, bot_login, marker)
+                return mine[-1] if mine else None
+            created = await create_once(gh, f"{base}/{number}/comments", {"body": body}, find=made)
             own = await own_marked_comments(gh, repo, number, bot_login, marker)
             if len(own) <= 1:
                 return Upserted(int(created["id"]), "created")

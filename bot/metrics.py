@@ -150,7 +150,8 @@ class Metrics:
                                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
         self.jobs = Counter("detbot_jobs_total", "Jobs by state: enqueued, started, then succeeded, failed, "
                             "ignored (no handler for the action), superseded (a newer delivery for the same pull "
-                            "request), timeout, cancelled (shutdown); requeued and recovered (Redis).", ("state",))
+                            "request), malformed (payload not as GitHub sends it), timeout, cancelled (shutdown), dead "
+                            "(could not be run, never retried); requeued and recovered (Redis).", ("state",))
         self.jobs_running = Gauge("detbot_jobs_running", "Jobs running in this process now.")
         self.job_seconds = Histogram("detbot_job_duration_seconds", "Job run time by event.", ("event",))
         self.github_calls = Counter("detbot_github_api_calls_total",

@@ -102,7 +102,7 @@ def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
 async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
                               executor: Executor | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
-    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths)
+    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths, also=snap.dependents)
     return await loop.run_in_executor(executor or check_executor(), call)
 
 
@@ -127,7 +127,7 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
 
 CANCEL_REASONS = {
     SUPERSEDED: "a newer commit was pushed",
-    SHUTDOWN: "detbot was shut down while checking; use Re-run or comment `/recheck`",
+    SHUTDOWN: "detbot was restarted while checking; another detbot process runs the checks again",
 }
 
 
@@ -136,7 +136,10 @@ async def _cancel_after(creating: asyncio.Future, runs: CheckRunSet) -> None:
     await asyncio.wait([creating])
     run = current_run()
     reason = run.cancel_reason if run is not None else None
-    if reason == TIMEOUT:
+    if reason == SHUTDOWN and run is not None and not run.queue.requeues_on_shutdown:
+        # No other process will run this job again: leave the runs to the next start's recovery sweep.
+        await runs.hand_over_pending()
+    elif reason == TIMEOUT:
         await runs.conclude_pending("timed_out", lambda c: Output(
             "Timed out", f"**detbot/{c}** did not finish within detbot's job timeout. Use Re-run or `/recheck`."))
     else:
@@ -178,7 +181,7 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             bound.info("pr_flow.config_error", error=text)
             await runs.conclude_pending("failure", lambda c: render_config_error(c, text))
             return FlowResult(dict(runs.concluded))
-        snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher)
+        snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher, dependents=True)
         if not snap.rule_paths:
             changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
             await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count, note))

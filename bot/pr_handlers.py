@@ -6,7 +6,7 @@ Handlers are called as `await handler(event, gh, ctx)` inside a queue job (`ctx.
 from __future__ import annotations
 
 import asyncio
-from datetime import time as dtime
+from datetime import time as dtime, timedelta
 from typing import Any
 
 import structlog
@@ -21,12 +21,13 @@ from checks.yamldoc import YamlError, load_all
 from .command_handlers import CommandError, handle_issue_comment
 from .fetch import Fetcher, PullRequestSnapshot
 from .kpi_comment import upsert_marked_comment
+from .payloads import payload_problem
 from .pr_flow import PullRequestTarget, check_pull_request
-from .publish import ACTION_REPLAY, ACTION_RERUN, check_of
+from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
 from .recovery import recover
 from .replay_flow import head_is, replay_catalog, replay_pull_request
-from .routes import pr_key
-from .schedule import DailyScheduler, schedule_time
+from .routes import job_key, pr_key
+from .schedule import DailyScheduler, RedisLastRuns, schedule_time
 
 log = structlog.get_logger(__name__)
 
@@ -235,6 +236,49 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
     return report
 
 
+def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
+    """(repository, PR key, head sha, installation id) of a waiting job that would run the PR checks."""
+    try:
+        data = job.data
+    except ValueError:
+        return None
+    if payload_problem(job.event, data) is not None:
+        return None
+    if job.event == "check_run" and (check_of(data["check_run"].get("name", "")) not in PR_CHECKS or (
+            data.get("action") == "requested_action"
+            and (data.get("requested_action") or {}).get("identifier") != ACTION_RERUN)):
+        return None
+    key, sha = job_key(job.event, data)
+    if key is None or sha is None:
+        return None
+    installation_id = job.installation_id or (data.get("installation") or {}).get("id")
+    return (key.rpartition("#")[0], key, sha, installation_id) if installation_id else None
+
+
+async def hand_over_jobs(github: Any, jobs: list[Any]) -> None:
+    """At shutdown, the waiting jobs of the in-process queue die with the process: the PR checks they would have
+    run are created `queued`, which the next start's recovery sweep runs. Other jobs (e.g. comment commands) are
+    named in the log; their authors have to ask again."""
+    newest: dict[str, tuple[Any, tuple[str, str, str, int]]] = {}   # PR key -> its latest job (newest wins)
+    for job in sorted(jobs, key=lambda j: j.enqueued_at):
+        target = _pr_check_target(job)
+        if target is None:
+            log.warning("job dropped at shutdown", delivery_id=job.delivery_id, github_event=job.event)
+        else:
+            newest[target[1]] = (job, target)
+
+    async def one(job: Any, repo: str, key: str, sha: str, installation_id: int) -> None:
+        runs = CheckRunSet(github.installation_client(installation_id), repo, sha, PR_CHECKS, external_id=key)
+        await runs.create(waiting=True)
+        runs.release()
+        log.info("job handed over to the next start", repo=repo, key=key, head_sha=sha,
+                 delivery_id=job.delivery_id)
+    results = await asyncio.gather(*(one(job, *target) for job, target in newest.values()), return_exceptions=True)
+    for (job, _), result in zip(newest.values(), results):
+        if isinstance(result, Exception):
+            log.error("job hand-over failed", delivery_id=job.delivery_id, error=repr(result))
+
+
 def install(app: web.Application) -> None:
     """Background work for `detbot serve`: the recovery sweep (at start-up, then every RECOVERY_INTERVAL) and
     the daily replay scheduler."""
@@ -279,7 +323,12 @@ def install(app: web.Application) -> None:
         async def replay_repo(gh: Any, repo: str, branch: str) -> None:
             await replay_catalog(gh, repo, branch, settings.bot_login)
 
-        scheduler = DailyScheduler(repositories, slot_for, replay_repo)
+        # The queue's Redis, when there is one, keeps the last runs across restarts (exact catch-up).
+        queue = app[QUEUE]
+        redis = getattr(queue, "redis", None)
+        last_runs = RedisLastRuns(redis, f"{getattr(queue, 'prefix', 'detbot')}:replay:last-run") if redis else None
+        scheduler = DailyScheduler(repositories, slot_for, replay_repo, last_runs=last_runs,
+                                   catch_up=timedelta(seconds=settings.replay_catch_up))
         try:
             await scheduler.run_forever()
         finally:
@@ -287,3 +336,5 @@ def install(app: web.Application) -> None:
 
     add_background_task(app, sweeps)
     add_background_task(app, daily)
+    github = app[GITHUB_APP]
+    app[QUEUE].handover = lambda jobs: hand_over_jobs(github, jobs)

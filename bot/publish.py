@@ -6,6 +6,8 @@ head SHA exists for the pull request, nothing but `cancelled` is posted for the 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable
@@ -15,7 +17,8 @@ import structlog
 from checks.config import Config, ConfigError
 from checks.findings import Finding
 
-from .summary import Output, clip, render_cancelled, render_error
+from .github.create import create_once
+from .summary import Output, clip, render_cancelled, render_error, render_waiting
 
 log = structlog.get_logger(__name__)
 
@@ -136,29 +139,60 @@ class CheckRunSet:
         self.checks = list(checks)
         self.is_current = is_current
         self.external_id = external_id
+        # Marks the runs of this set on GitHub (the key, e.g. "octo/rules#12", and a token unique to the set).
+        token = uuid.uuid4().hex[:12]
+        self.run_token = f"{external_id}:{token}" if external_id else token
         self.ids: dict[str, int] = {}
         self.concluded: dict[str, str] = {}
+        self.handed_over: set[str] = set()
         self.requests = 0
 
     @property
     def pending(self) -> list[str]:
-        return [c for c in self.checks if c in self.ids and c not in self.concluded]
+        return [c for c in self.checks if c in self.ids and c not in self.concluded and c not in self.handed_over]
 
-    async def create(self) -> None:
-        """All runs `in_progress` before any work, so the PR shows detbot working within a second."""
+    def release(self) -> None:
+        """Leave the runs not concluded to the recovery sweep (of this process later, or of the next start)."""
+        for check in self.pending:
+            self.handed_over.add(check)
+            ACTIVE_RUNS.discard(self.ids[check])
+
+    async def hand_over_pending(self) -> None:
+        """Shutting down and nobody else will run this job: mark the unfinished runs `queued` and release them,
+        so that the next start's recovery sweep runs the checks again (and concludes these)."""
+        async def one(check: str) -> None:
+            await self._patch(check, {"status": "queued", "output": render_waiting(check).as_dict()})
+        await self._each_pending(one)
+        self.release()
+
+    async def create(self, waiting: bool = False) -> None:
+        """All runs `in_progress` before any work, so the PR shows detbot working within a second. With
+        `waiting`, `queued` instead, saying why (work handed over to detbot's next start)."""
         async def one(check: str) -> None:
             body: dict[str, Any] = {
                 "name": run_name(check), "head_sha": self.head_sha, "status": "in_progress",
-                "started_at": _now(),
+                "started_at": _now(), "external_id": self.run_token,
                 "output": {"title": "Checking…", "summary": f"detbot is running **{run_name(check)}**."},
             }
-            if self.external_id:
-                body["external_id"] = self.external_id
-            run = await self.gh.post(f"/repos/{self.repo}/check-runs", data=body)
+            if waiting:
+                del body["started_at"]
+                body.update(status="queued", output=render_waiting(check).as_dict())
+            run = await create_once(self.gh, f"/repos/{self.repo}/check-runs", body,
+                                    find=lambda: self._find_created(check))
             self.ids[check] = int(run["id"])
             ACTIVE_RUNS.add(self.ids[check])
         await asyncio.gather(*(one(c) for c in self.checks))
         self.requests += len(self.checks)
+
+    async def _find_created(self, check: str) -> dict[str, Any] | None:
+        """The run of `check` this set created, if a create that answered an error was done after all (its
+        `external_id` is unique to this set)."""
+        name = urllib.parse.quote(run_name(check), safe="")
+        url = f"/repos/{self.repo}/commits/{self.head_sha}/check-runs?check_name={name}&filter=all&per_page=100"
+        async for run in self.gh.getiter(url, iterable_key="check_runs"):
+            if run.get("external_id") == self.run_token:
+                return run
+        return None
 
     def _done(self, check: str, conclusion: str) -> None:
         self.concluded[check] = conclusion

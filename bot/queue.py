@@ -46,6 +46,10 @@ SUPERSEDED = "superseded"
 SHUTDOWN = "shutdown"
 TIMEOUT = "timeout"
 LATEST_TTL = 7 * 24 * 3600
+# A job taken by workers this many times without being finished (its bookkeeping kept failing, or the processes
+# running it kept dying) is dead-lettered rather than handed out again: at-least-once, never forever.
+MAX_DELIVERIES = 5
+DEAD_LETTERS_KEPT = 1000
 
 
 @dataclass
@@ -155,6 +159,12 @@ class JobQueue(abc.ABC):
         self.in_hand = 0          # jobs taken from the queue and not finished (running or about to)
         self.busy: Callable[[], bool] | None = None   # e.g. "webhook answers in progress" (set by the server)
         self.max_defer = 0.25
+        # Whether a job cancelled by shutdown is put back for another process (Redis) or ends with this one.
+        self.requeues_on_shutdown = False
+        # At shutdown, what to do with waiting jobs this queue cannot keep (e.g. leave their check runs queued
+        # for the next start's recovery sweep); set by whoever knows what the jobs are about.
+        self.handover: Callable[[list[Job]], Awaitable[None]] | None = None
+        self._drain_until = 0.0
 
     # -- interface ---------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -182,6 +192,19 @@ class JobQueue(abc.ABC):
     async def _done(self, job: Job, requeue: bool = False) -> None:
         """Bookkeeping once a job left the worker (acknowledge, or put back for another process)."""
 
+    async def _bury(self, job: Job) -> None:
+        """Take a job that cannot be run off the queue for good (Redis: onto the dead-letter list)."""
+
+    async def dead_letter(self, job: Job, reason: str) -> None:
+        """End a job that cannot be run: one error line saying why, and it is never handed out again."""
+        log.error("job dead-lettered", job_id=job.id, delivery_id=job.delivery_id, github_event=job.event,
+                  reason=reason)
+        self._count("dead")
+        try:
+            await self._bury(job)
+        except Exception:  # noqa: BLE001 -- Redis gone: the delivery cap ends it when it comes back
+            log.exception("dead-lettering failed", job_id=job.id)
+
     # -- workers -------------------------------------------------------------------------------------------
     async def start(self, handler: JobHandler) -> None:
         self.handler = handler
@@ -192,7 +215,7 @@ class JobQueue(abc.ABC):
                               for i in range(self.workers)]
 
     async def _worker(self, index: int) -> None:
-        while not self.closing:
+        while not self.closing or self._drainable():
             try:
                 job = await self._next()
             except asyncio.CancelledError:
@@ -218,8 +241,11 @@ class JobQueue(abc.ABC):
                 if not started:     # stopped between taking the job and running it: give it back
                     await asyncio.shield(self._done(job, requeue=True))
                 raise
-            except Exception:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
+            except Exception as e:  # noqa: BLE001 -- bookkeeping failed (e.g. Redis gone); keep the worker
+                # The job must still end: left in our processing list it would be recovered and retried for
+                # ever once this process stops.
                 log.exception("job bookkeeping failed", job_id=job.id)
+                await self.dead_letter(job, f"bookkeeping failed: {e!r}")
             finally:
                 self.in_hand -= 1
 
@@ -292,24 +318,47 @@ class JobQueue(abc.ABC):
         return cancelled
 
     async def close(self, timeout: float = 25.0, grace: float = 5.0) -> None:
-        """Stop taking jobs; let running ones finish for up to `timeout` seconds; cancel the rest (reason
-        "shutdown": handlers conclude what they started) and give them `grace` seconds to do so."""
+        """Stop taking new jobs; let running ones (and, in process, waiting ones) finish for up to `timeout`
+        seconds; cancel the rest (reason "shutdown": handlers conclude or hand over what they started) and give
+        them `grace` seconds to do so. Waiting jobs this queue cannot keep go to `handover` meanwhile."""
         self.closing = True
-        runs = [r.task for r in self.running.values() if r.task is not None]
-        if runs:
-            log.info("waiting for running jobs", count=len(runs), timeout=timeout)
-            await asyncio.wait(runs, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        self._drain_until = loop.time() + timeout
+        if self.running or self._drainable():
+            log.info("waiting for jobs", running=len(self.running), waiting=self.depth(), timeout=timeout)
+        while (self.running or self.in_hand or self._drainable()) and loop.time() < self._drain_until:
+            await asyncio.sleep(0.01)
+        self._drain_until = 0.0
         leftover = [r for r in self.running.values() if r.task is not None and not r.task.done()]
         for run in leftover:
             run.cancel(SHUTDOWN)
-        if leftover:
-            await asyncio.wait([r.task for r in leftover if r.task], timeout=grace)
+        waits = [r.task for r in leftover if r.task is not None]
+        dropped = self._take_waiting()
+        if dropped:
+            waits.append(asyncio.ensure_future(self._hand_over(dropped)))
+        if waits:
+            await asyncio.wait(waits, timeout=grace)
         # Workers idle in _next() are cancelled; workers still inside _run() have seen their job end.
-        for t in self._worker_tasks:
-            t.cancel()
-        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        await stop_tasks(self._worker_tasks, grace)
         self._worker_tasks = []
         await self._close_backend()
+
+    def _drainable(self) -> bool:
+        """Jobs are waiting that only this process can run (the in-process queue): keep the workers going."""
+        return False
+
+    def _take_waiting(self) -> list[Job]:
+        """The waiting jobs that would be lost with this process (none where the queue outlives it)."""
+        return []
+
+    async def _hand_over(self, jobs: list[Job]) -> None:
+        if self.handover is None:
+            log.warning("waiting jobs dropped at shutdown", count=len(jobs))
+            return
+        try:
+            await self.handover(jobs)
+        except Exception:  # noqa: BLE001 -- shutting down: say so, recovery covers what it can
+            log.exception("handing over waiting jobs failed", count=len(jobs))
 
     async def _close_backend(self) -> None:
         pass
@@ -317,11 +366,16 @@ class JobQueue(abc.ABC):
     async def refresh_depth(self) -> None:
         """Bring depth() up to date where it is a cached figure (Redis)."""
 
+    def taken(self) -> int:
+        """Jobs this process took off the queue and has not finished (as last known; Redis counts the ones in
+        flight from Redis to a worker too)."""
+        return self.in_hand
+
     async def join(self, timeout: float = 10.0) -> None:
         """Wait until nothing is waiting or running (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         await self.refresh_depth()
-        while self.depth() or self.running or self.in_hand:
+        while self.depth() or self.running or self.taken():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"queue not drained: {self.depth()} waiting, {len(self.running)} running")
             await asyncio.sleep(0.005)
@@ -369,11 +423,15 @@ class MemoryQueue(JobQueue):
     async def _next(self) -> Job | None:
         return await self._queue.get()
 
-    async def _close_backend(self) -> None:
-        if self._queue.qsize():
-            # They are lost with this process (no check run was created for them yet). The Redis queue keeps
-            # them for the next worker; with this one, a "Re-run" or a new push brings the checks back.
-            log.warning("queued jobs dropped at shutdown", count=self._queue.qsize())
+    def _drainable(self) -> bool:
+        # The jobs die with this process: while closing, keep running them until the shutdown deadline.
+        return bool(self._queue.qsize()) and asyncio.get_running_loop().time() < self._drain_until
+
+    def _take_waiting(self) -> list[Job]:
+        jobs = []
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
 
 
 # One round trip per delivery: record its id (NX, with a TTL) and queue it, or do neither.
@@ -416,9 +474,14 @@ class RedisQueue(JobQueue):
         self.pending_key = f"{prefix}:pending"
         self.processing_key = f"{prefix}:processing:{self.consumer}"
         self.channel = f"{prefix}:supersede"
+        self.dead_key = f"{prefix}:dead"                # jobs that will never run, newest first (inspect by hand)
+        self.deliveries_key = f"{prefix}:deliveries"    # job id -> times taken by a worker, while unfinished
+        self.requeues_on_shutdown = True
         self._depth = 0
+        self._taken = 0
         self._raw: dict[str, bytes] = {}       # job id -> exact bytes in our processing list (for LREM)
         self._background: list[asyncio.Task] = []
+        self._stopped = False   # the background loops' own stop signal, should a library swallow a cancel
 
     def _latest_key(self, key: str) -> str:
         return f"{self.prefix}:latest:{key}"
@@ -432,6 +495,7 @@ class RedisQueue(JobQueue):
         except (OSError, RedisError) as e:
             raise QueueUnavailable(f"cannot reach Redis at {without_password(self.url)}: {e}") from e
         await self.recover()
+        self._stopped = False
         self._pubsub = self.redis.pubsub()
         await self._pubsub.subscribe(self.channel)
         self._background = [asyncio.create_task(self._listen(), name="detbot-supersede-listener"),
@@ -468,6 +532,10 @@ class RedisQueue(JobQueue):
 
     async def refresh_depth(self) -> None:
         self._depth = await self.redis.llen(self.pending_key)
+        self._taken = await self.redis.llen(self.processing_key)
+
+    def taken(self) -> int:
+        return max(self.in_hand, self._taken)
 
     async def _next(self) -> Job | None:
         raw = await self.redis.blmove(self.pending_key, self.processing_key, 1.0, "RIGHT", "LEFT")
@@ -476,14 +544,32 @@ class RedisQueue(JobQueue):
         try:
             job = Job.loads(raw)
         except (ValueError, TypeError):
-            log.error("dropping unreadable job", raw=raw[:200])
-            await self.redis.lrem(self.processing_key, 1, raw)
+            log.error("job dead-lettered", reason="unreadable job", raw=raw[:200])
+            await self._move_to_dead(raw)
             return None
         self._raw[job.id] = raw
+        taken = await self.redis.hincrby(self.deliveries_key, job.id, 1)
+        if taken > MAX_DELIVERIES:
+            await self.dead_letter(job, f"taken {taken - 1} times without finishing")
+            return None
         return job
 
-    async def _done(self, job: Job, requeue: bool = False) -> None:
+    async def _move_to_dead(self, raw: bytes, job_id: str | None = None) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self.processing_key, 1, raw)
+            pipe.lpush(self.dead_key, raw)
+            pipe.ltrim(self.dead_key, 0, DEAD_LETTERS_KEPT - 1)
+            if job_id is not None:
+                pipe.hdel(self.deliveries_key, job_id)
+            await pipe.execute()
+
+    async def _bury(self, job: Job) -> None:
         raw = self._raw.pop(job.id, None)
+        if raw is not None:
+            await self._move_to_dead(raw, job.id)
+
+    async def _done(self, job: Job, requeue: bool = False) -> None:
+        raw = self._raw.get(job.id)
         if raw is None:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -491,7 +577,10 @@ class RedisQueue(JobQueue):
             if requeue:
                 job.attempt += 1
                 pipe.rpush(self.pending_key, job.dumps())   # the right end: next to be taken
+            else:
+                pipe.hdel(self.deliveries_key, job.id)
             await pipe.execute()
+        del self._raw[job.id]   # only now: when acknowledging failed, dead-lettering still finds the bytes
         if requeue:
             self._count("requeued")
 
@@ -510,7 +599,7 @@ class RedisQueue(JobQueue):
         return moved
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
@@ -524,7 +613,7 @@ class RedisQueue(JobQueue):
                 self.cancel_superseded(data["key"], data["job"])
 
     async def _beat(self) -> None:
-        while True:
+        while not self._stopped:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self.redis.set(self._alive_key(self.consumer), "1", px=int(self.heartbeat * 3000))
@@ -536,39 +625,58 @@ class RedisQueue(JobQueue):
                 log.exception("heartbeat failed")
 
     async def _close_backend(self) -> None:
-        for t in self._background:
-            t.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        self._stopped = True
+        await stop_tasks(self._background, self.heartbeat + 2)
         if hasattr(self, "_pubsub"):
             await self._pubsub.aclose()
         await self.redis.delete(self._alive_key(self.consumer))
         await self.redis.aclose()
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _scalar(value: Any) -> Any:
+    """A value fit for a log field (a malformed payload may put lists or objects anywhere)."""
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
 def job_log_fields(job: Job) -> dict[str, Any]:
-    """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars)."""
+    """delivery id, event, repo, PR and head sha of a job, for log lines (structlog contextvars). Never raises,
+    whatever the payload looks like: it runs before the payload's shape is checked."""
     try:
-        p = job.data
+        p = _obj(job.data)
     except ValueError:
         p = {}
     # "github_event", not "event": structlog's message key is `event`.
     fields: dict[str, Any] = {"delivery_id": job.delivery_id, "github_event": job.event, "job_id": job.id}
-    repo = (p.get("repository") or {}).get("full_name")
-    pr = p.get("pull_request") or {}
-    number = pr.get("number") or (p.get("issue") or {}).get("number")
-    sha = (pr.get("head") or {}).get("sha") or (p.get("check_run") or {}).get("head_sha") or (
-        p.get("check_suite") or {}).get("head_sha")
+    pr, check_run, check_suite = _obj(p.get("pull_request")), _obj(p.get("check_run")), _obj(p.get("check_suite"))
+    number = _scalar(pr.get("number")) or _scalar(_obj(p.get("issue")).get("number"))
+    sha = _scalar(_obj(pr.get("head")).get("sha")) or _scalar(check_run.get("head_sha")) or _scalar(
+        check_suite.get("head_sha"))
     if not number:
-        for holder in (p.get("check_run") or {}, p.get("check_suite") or {}):
-            prs = holder.get("pull_requests") or []
-            if prs:
-                number = prs[0].get("number")
+        for holder in (check_run, check_suite):
+            prs = holder.get("pull_requests")
+            if isinstance(prs, list) and prs:
+                number = _scalar(_obj(prs[0]).get("number"))
                 break
-    for name, value in (("repo", repo), ("pr", number), ("head_sha", sha or job.sha),
-                        ("installation_id", job.installation_id)):
+    for name, value in (("repo", _scalar(_obj(p.get("repository")).get("full_name"))), ("pr", number),
+                        ("head_sha", sha or job.sha), ("installation_id", job.installation_id)):
         if value:
             fields[name] = value
     return fields
+
+
+async def stop_tasks(tasks: list[asyncio.Task], timeout: float) -> None:
+    """Cancel `tasks` and wait for them, for `timeout` seconds at most: shutdown must end even when a library
+    swallows a cancellation (seen with redis-py pipelines under load)."""
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            log.warning("tasks did not stop", tasks=sorted(t.get_name() for t in pending))
 
 
 def without_password(url: str) -> str:

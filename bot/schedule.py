@@ -10,11 +10,13 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 import structlog
 
 from checks.config import Config
+
+from .github.create import create_once, post_comment_once
 
 log = structlog.get_logger(__name__)
 
@@ -39,12 +41,15 @@ def schedule_time(config: Config) -> dtime | None:
     return dtime(int(m.group(1)), int(m.group(2)))
 
 
+def last_slot(at: dtime, now: datetime) -> datetime:
+    """The latest time of day `at` that is not after `now`."""
+    slot = datetime.combine(now.date(), at, tzinfo=timezone.utc)
+    return slot if slot <= now else slot - timedelta(days=1)
+
+
 def due(at: dtime, now: datetime, last_run: datetime | None) -> bool:
     """True once today's slot has passed and it has not run since that slot."""
-    slot = datetime.combine(now.date(), at, tzinfo=timezone.utc)
-    if now < slot:
-        slot -= timedelta(days=1)
-    return last_run is None or last_run < slot
+    return last_run is None or last_run < last_slot(at, now)
 
 
 def next_slot(at: dtime, now: datetime) -> datetime:
@@ -76,14 +81,14 @@ async def update_tracking_issue(gh: Any, repo: str, bot_login: str, body: str | 
     if body is None:
         if issue is None:
             return IssueChange("none")
-        await gh.post(f"/repos/{repo}/issues/{issue['number']}/comments",
-                      data={"body": "All rules pass the daily replay again. Closing."})
+        await post_comment_once(gh, repo, int(issue["number"]), "All rules pass the daily replay again. Closing.")
         await gh.patch(f"/repos/{repo}/issues/{issue['number']}",
                        data={"state": "closed", "state_reason": "completed"})
         return IssueChange("closed", int(issue["number"]))
     body = f"{marker}\n{body}"[:65536]
     if issue is None:
-        created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+        created = await create_once(gh, f"/repos/{repo}/issues", {"title": title, "body": body},
+                                    find=lambda: find_tracking_issue(gh, repo, bot_login, marker))
         return IssueChange("opened", int(created["number"]))
     if issue.get("body") == body:
         return IssueChange("unchanged", int(issue["number"]))
@@ -91,22 +96,71 @@ async def update_tracking_issue(gh: Any, repo: str, bot_login: str, body: str | 
     return IssueChange("updated", int(issue["number"]))
 
 
+class LastRuns(Protocol):
+    """When each repository's daily replay last ran."""
+
+    async def get(self, repo: str) -> datetime | None: ...
+
+    async def put(self, repo: str, when: datetime) -> None: ...
+
+
+class MemoryLastRuns:
+    """Kept by this process only: forgotten at a restart (see DailyScheduler's `catch_up`)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, datetime] = {}
+
+    async def get(self, repo: str) -> datetime | None:
+        return self._runs.get(repo)
+
+    async def put(self, repo: str, when: datetime) -> None:
+        self._runs[repo] = when
+
+
+class RedisLastRuns:
+    """In a Redis hash (the queue's Redis): survives restarts and is shared by every `detbot serve`."""
+
+    def __init__(self, redis: Any, key: str) -> None:
+        self.redis, self.key = redis, key
+
+    async def get(self, repo: str) -> datetime | None:
+        raw = await self.redis.hget(self.key, repo)
+        return datetime.fromisoformat(raw.decode()) if raw else None
+
+    async def put(self, repo: str, when: datetime) -> None:
+        await self.redis.hset(self.key, repo, when.isoformat())
+
+
 class DailyScheduler:
     """Wakes every `tick` seconds; runs `replay_repo(gh, repo)` for each repository whose slot has passed.
 
     `repositories()` yields (installation client, repository full name, default branch); `slot_for(gh, repo,
-    branch)` reads the configured time (None: off). Last runs are kept in memory; a repository first seen is
-    counted as just run, so a deploy or restart does not replay every catalog at once.
+    branch)` reads the configured time (None: off). Last runs are kept in `last_runs` (persisted with Redis).
+    A repository without a record (first deploy, new repository, or a restart that forgot it) is replayed at once
+    when its slot passed less than `catch_up` ago -- a restart just after the slot must not skip the day -- and
+    otherwise counted as just run, so that a deploy does not replay every catalog at once.
     """
 
     def __init__(self, repositories: Callable[[], Awaitable[Iterable[tuple[Any, str, str]]]],
                  slot_for: Callable[[Any, str, str], Awaitable[dtime | None]],
                  replay_repo: Callable[[Any, str, str], Awaitable[Any]], *, tick: float = 60.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 last_runs: LastRuns | None = None, catch_up: timedelta = timedelta(0)) -> None:
         self.repositories, self.slot_for, self.replay_repo = repositories, slot_for, replay_repo
         self.tick, self.clock = tick, clock
-        self.last_run: dict[str, datetime] = {}
+        self.last_runs: LastRuns = last_runs if last_runs is not None else MemoryLastRuns()
+        self.catch_up = catch_up
         self._task: asyncio.Task | None = None
+
+    async def _is_due(self, repo: str, at: dtime, now: datetime) -> bool:
+        last = await self.last_runs.get(repo)
+        if last is not None:
+            return due(at, now, last)
+        if now - last_slot(at, now) <= self.catch_up:
+            log.info("schedule.catch_up", repo=repo, slot=at.strftime("%H:%M"))
+            return True
+        await self.last_runs.put(repo, now)
+        return False
 
     async def run_due(self) -> list[str]:
         ran = []
@@ -114,10 +168,9 @@ class DailyScheduler:
             try:
                 at = await self.slot_for(gh, repo, branch)
                 now = self.clock()
-                self.last_run.setdefault(repo, now)
-                if at is None or not due(at, now, self.last_run.get(repo)):
+                if at is None or not await self._is_due(repo, at, now):
                     continue
-                self.last_run[repo] = now
+                await self.last_runs.put(repo, now)   # before running: a failing replay waits for tomorrow
                 await self.replay_repo(gh, repo, branch)
                 ran.append(repo)
             except Exception as e:  # noqa: BLE001 -- one repository must not stop the others' replay

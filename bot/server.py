@@ -19,6 +19,7 @@ from gidgethub.routing import Router
 
 from .github import GitHubApp, RetryPolicy
 from .metrics import Metrics
+from .payloads import payload_problem
 from .queue import JobQueue, JobRun, make_queue
 from .routes import Context, build_router, job_key
 from .settings import Settings
@@ -41,7 +42,17 @@ def make_job_handler(router: Router, github: GitHubApp, settings: Settings | Non
     routers with an installation client and the Context."""
     async def handle(run: JobRun) -> None:
         job = run.job
-        data = job.data
+        try:
+            data = job.data
+        except ValueError as e:     # not JSON: the webhook only looked at the first byte
+            data, problem = {}, str(e)
+        else:
+            problem = payload_problem(job.event, data)
+        if problem is not None:
+            # Correctly signed, yet not what GitHub sends: nothing to retry, nothing a handler could do.
+            log.error("malformed delivery dropped", problem=problem)
+            run.outcome = "malformed"
+            return
         event = sansio.Event(data, event=job.event, delivery_id=job.delivery_id)
         if not router.fetch(event):
             run.outcome = "ignored"

@@ -40,6 +40,7 @@ class Settings:
     github_concurrency: int = 8              # concurrent GitHub calls per installation
     github_timeout: float = 30.0
     retry_max_wait: float = 120.0            # give up on GitHub after waiting this long in total
+    replay_catch_up: float = 6 * 3600.0      # a daily replay missed less than this long ago runs at start-up
     alert_store: str | None = None           # sqlite path or postgresql:// DSN (KPIs)
     log_level: str = "info"
     log_format: str = "json"                 # json | console
@@ -142,7 +143,8 @@ class Settings:
                    "shutdown_timeout", float, 0), ("DETBOT_MAX_BODY_BYTES", "max_body_bytes", int, 1024),
                    ("DETBOT_DELIVERY_TTL", "delivery_ttl", float, 1), ("DETBOT_GITHUB_CONCURRENCY",
                    "github_concurrency", int, 1), ("DETBOT_GITHUB_TIMEOUT", "github_timeout", float, 1),
-                   ("DETBOT_RETRY_MAX_WAIT", "retry_max_wait", float, 0))
+                   ("DETBOT_RETRY_MAX_WAIT", "retry_max_wait", float, 0), ("DETBOT_REPLAY_CATCH_UP",
+                   "replay_catch_up", float, 0))
         for name, attr, kind, minimum in numbers:
             raw = get(name)
             if raw is None:

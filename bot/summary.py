@@ -152,5 +152,11 @@ def render_config_error(check: str, error: str) -> Output:
         f"```\n{error}\n```\n\nFix the configuration on the default branch, then use **Re-run** or `/recheck`."))
 
 
+def render_waiting(check: str) -> Output:
+    return Output("Waiting for detbot to restart",
+                  f"detbot was stopped before it could finish **detbot/{check}**. It runs again as soon as detbot "
+                  f"is back; nothing needs to be done.")
+
+
 def render_cancelled(check: str, reason: str = "a newer commit was pushed") -> Output:
     return Output("Superseded", f"**detbot/{check}** was cancelled: {reason}. The newest commit is checked instead.")

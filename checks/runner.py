@@ -96,9 +96,13 @@ def collector_paused() -> Iterator[None]:
 
 def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None = None,
                only: Iterable[str] | None = None,
-               progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+               progress: Callable[[str, int, int], None] | None = None,
+               also: Iterable[str] = ()) -> RunResult:
+    """`changed`: check only the bundles these files belong to (None: every rule). `also`: rule files checked as
+    well though unchanged (correlations a change broke, see dependents.py); the checks still see them as
+    unchanged (e.g. no "ADS not updated" for them)."""
     changed_set = set(changed) if changed is not None else None
-    bundles = (bundles_for_changed(changed_set, source, config) if changed_set is not None
+    bundles = (bundles_for_changed([*changed_set, *also], source, config) if changed_set is not None
                else discover(source, config))
     ctx = CheckContext(source, config, bundles, changed_set, progress)
     names = enabled_checks(config, only)

@@ -63,6 +63,19 @@ async def test_server_errors_beyond_max_attempts_raise(fake_github, repo, app):
     assert len(fake_github.requests_to("/repos/octo-org/rules")) == FAST.max_attempts
 
 
+async def test_a_post_github_may_have_done_is_not_repeated(fake_github, repo, app):
+    """A 502 to a create may come after the write: repeating it would post twice (create.py looks first)."""
+    pr = fake_github.open_pull(repo, {"rules/a.yml": "title: b\n"})
+    url = f"/repos/octo-org/rules/issues/{pr.number}/comments"
+    fake_github.fail(url, status=502, method="POST", performed=True)
+    fake_github.fail("/app/installations/7/access_tokens", status=502)   # a token is safe to ask for twice
+    with pytest.raises(gidgethub.GitHubBroken):
+        await app.installation_client(7).post(url, data={"body": "once"})
+    assert [r.status for r in fake_github.requests_to(url, "POST")] == [502]
+    assert [c.body for c in fake_github.issue_comments(repo, pr.number)] == ["once"]
+    assert [r.status for r in fake_github.requests_to("/app/installations/7/access_tokens")] == [502, 201]
+
+
 async def test_secondary_rate_limit_honours_retry_after(fake_github, repo, app):
     fake_github.secondary_rate_limit("/repos/octo-org/rules", retry_after=0.3)
     started = time.monotonic()

@@ -433,3 +433,109 @@ async def test_a_delivery_that_could_not_be_queued_leaves_no_record():
         assert await q.enqueue(Job("ping", {}), once="c") is True  # the redelivery is accepted
     finally:
         await q.close(1)
+
+
+# ---------------------------------------------------------------- malformed payloads and dead letters
+MALFORMED = ['{"action": "opened", "repository": "octo/rules", "pull_request": [4]}',
+             '{"action": "opened", "repository": {"full_name": ["x"]}, "pull_request": {"head": "abc"}}',
+             '{"action": "opened", "check_run": {"pull_requests": [7]}, "issue": 3}']
+
+
+def test_log_fields_never_raise_whatever_the_payload():
+    for body in MALFORMED + ["[1]", "{", '{"pull_request": {"number": {"x": 1}, "head": {"sha": 5}}}']:
+        fields = job_log_fields(Job("pull_request", body=body, delivery_id="d"))
+        assert fields["delivery_id"] == "d" and "repo" not in fields and "pr" not in fields
+
+
+async def test_malformed_payloads_end_their_job_and_never_come_back(make, prefix):
+    """Signed-but-malformed bodies used to break the job's log bookkeeping before it ran: the job was never
+    acknowledged, and with Redis a later recovery handed it out again, for ever."""
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.delivery_id)
+
+    q = await make(handler)
+    for i, body in enumerate(MALFORMED):
+        await q.enqueue(Job("pull_request", body=body, delivery_id=f"bad-{i}"))
+    await q.enqueue(Job("pull_request", {"n": 1}, delivery_id="good"))
+    await wait_for(lambda: len(seen) == 4)
+    await q.join()
+    assert sorted(seen) == ["bad-0", "bad-1", "bad-2", "good"]
+    assert q.processed == 4 and q.metrics.jobs.value(state="succeeded") == 4
+    if make.kind == "redis":
+        await q.close(1)    # as if this process stopped: another one recovers what it left
+        r = aioredis.from_url(REDIS_URL)
+        try:
+            assert [k async for k in r.scan_iter(match=f"{prefix}:processing:*")] == []
+            assert await r.hlen(f"{prefix}:deliveries") == 0
+        finally:
+            await r.aclose()
+
+
+async def test_a_job_taken_too_often_is_dead_lettered_not_run(redis_ok, prefix):
+    """Processes that keep dying on a job (or failing to acknowledge it) must not pass it round for ever."""
+    from bot.queue import MAX_DELIVERIES
+
+    r = aioredis.from_url(REDIS_URL)
+    poison = job(n=13)
+    await r.lpush(f"{prefix}:processing:dead-host:1:abc", poison.dumps())
+    await r.hset(f"{prefix}:deliveries", poison.id, MAX_DELIVERIES)
+    fine = job(n=14)
+    await r.lpush(f"{prefix}:pending", fine.dumps())
+    seen = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.payload["n"])
+
+    q = RedisQueue(REDIS_URL, prefix=prefix, workers=1, metrics=Metrics())
+    await q.start(handler)
+    try:
+        await wait_for(lambda: seen == [14])
+        await wait_for(lambda: q.metrics.jobs.value(state="dead") == 1)
+        await q.join()
+        dead = [Job.loads(x) for x in await r.lrange(f"{prefix}:dead", 0, -1)]
+        assert [d.id for d in dead] == [poison.id]
+        assert await r.llen(q.processing_key) == 0 and await r.llen(f"{prefix}:pending") == 0
+        assert await r.hlen(f"{prefix}:deliveries") == 0
+    finally:
+        await q.close(1)
+        await r.aclose()
+    assert seen == [14]
+
+
+async def test_in_process_close_runs_waiting_jobs_until_the_deadline_and_hands_over_the_rest():
+    """Stopping takes no new jobs, runs the waiting ones while time is left, cancels what still runs with reason
+    "shutdown", and gives the jobs never started to `handover` (they would die with the process)."""
+    gate = asyncio.Event()
+    ran, reasons, handed = [], {}, []
+
+    async def handler(run: JobRun) -> None:
+        n = run.job.payload["n"]
+        ran.append(n)
+        try:
+            if n == 0:
+                await gate.wait()
+            elif n == 3:
+                await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            reasons[n] = run.cancel_reason
+            raise
+
+    async def handover(jobs):
+        handed.extend(j.payload["n"] for j in jobs)
+
+    q = MemoryQueue(workers=1, metrics=Metrics())
+    q.handover = handover
+    await q.start(handler)
+    for n in range(5):
+        await q.enqueue(job(n=n))
+    await wait_for(lambda: ran == [0])
+    closing = asyncio.create_task(q.close(timeout=0.5, grace=1))
+    await wait_for(lambda: q.closing)
+    with pytest.raises(QueueClosed):
+        await q.enqueue(job(n=9))
+    gate.set()
+    await closing
+    assert ran == [0, 1, 2, 3] and reasons == {3: SHUTDOWN} and handed == [4]
+    assert q.metrics.jobs.value(state="succeeded") == 3 and q.metrics.jobs.value(state="cancelled") == 1

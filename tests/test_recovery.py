@@ -112,3 +112,46 @@ async def test_periodic_sweep_skips_pull_requests_not_updated_recently(fake_gith
     assert report.prs_seen == 0 and report.concluded == []
     report = await recover_repository(gh, repo.full_name, fake_github.app_id, None)
     assert len(report.concluded) == 4
+
+
+async def test_jobs_left_at_shutdown_are_run_by_the_next_start(fake_github):
+    """The in-process queue dies with the server: the running job and the waiting ones leave their check runs
+    `queued` (none `in_progress`), and the next server's start-up sweep runs them all to a conclusion."""
+    import asyncio
+
+    from bot.pr_handlers import install
+    from tests.fakegithub import pull_request_event
+    from tests.fakegithub.harness import running_bot
+
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    prs = [fake_github.open_pull(repo, {f"rules/windows/bad{i}.yml": BROKEN_RULE}) for i in range(3)]
+    fake_github.latency = 0.03      # the first job is still running when the server stops
+    async with running_bot(fake_github, prepare=install, workers=1, shutdown_timeout=0.1) as bot:
+        for pr in prs:
+            assert (await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened")))[0] == 202
+        old_head = prs[2].head_sha       # pushed to while its first job waits: only the newest is handed over
+        fake_github.push_to_pull(prs[2], {"rules/windows/bad2.yml": BROKEN_RULE + "# again\n"})
+        await bot.deliver("pull_request", pull_request_event(fake_github, prs[2], "synchronize"))
+        for _ in range(500):
+            if len(fake_github.check_runs(repo, prs[0].head_sha)) == 4:
+                break
+            await asyncio.sleep(0.01)
+    fake_github.latency = 0
+    left = fake_github.check_runs(repo)
+    assert not [r for r in left if r.status == "in_progress"]
+    for pr in prs:      # every job, started or not, left its four checks for the next start
+        assert {r.status for r in fake_github.check_runs(repo, pr.head_sha)} == {"queued"}
+    assert len(left) == 12 and fake_github.check_runs(repo, old_head) == []
+
+    async with running_bot(fake_github, prepare=install) as bot:
+        for _ in range(1000):
+            runs = fake_github.check_runs(repo)
+            if len(runs) == 24 and all(r.status == "completed" for r in runs):
+                break
+            await asyncio.sleep(0.02)
+        await bot.settle()
+    assert all(r.status == "completed" for r in fake_github.check_runs(repo))
+    for pr in prs:
+        latest = runs_by_name(fake_github, repo, pr.head_sha)
+        assert latest["detbot/syntax"].conclusion == "failure" and latest["detbot/tests"].conclusion != "cancelled"
+    assert {fake_github.runs[r.id].conclusion for r in left} == {"cancelled"}    # "Interrupted, re-run"

@@ -1,4 +1,4 @@
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
@@ -60,3 +60,64 @@ async def test_scheduler_runs_each_repo_once_per_slot_and_survives_failures():
     now[0] = utc(3, 0, day=11)
     assert await s.run_due() == ["o/b"]
     assert ran.count("o/off") == 0
+
+
+def _scheduler(now, ran, **kwargs):
+    async def repos():
+        return [(None, "o/a", "main")]
+
+    async def slot_for(gh, repo, branch):
+        return time(3, 0)
+
+    async def replay(gh, repo, branch):
+        ran.append((repo, now[0]))
+
+    return DailyScheduler(repos, slot_for, replay, clock=lambda: now[0], **kwargs)
+
+
+async def test_a_restart_just_after_the_slot_catches_up_without_a_record():
+    """The in-process record is lost with the process: a slot passed less than `catch_up` ago is run at start."""
+    now, ran = [utc(2, 0)], []
+    before = _scheduler(now, ran, catch_up=timedelta(hours=6))
+    assert await before.run_due() == []           # seen before the slot: counted as run, as ever
+    now[0] = utc(3, 1)                            # the process restarts a minute after the slot
+    after = _scheduler(now, ran, catch_up=timedelta(hours=6))
+    assert await after.run_due() == ["o/a"]
+    now[0] = utc(3, 20)
+    assert await after.run_due() == []            # once
+    now[0] = utc(12, 0)                           # a restart long after the slot: no replay storm at deploys
+    assert await _scheduler(now, ran, catch_up=timedelta(hours=6)).run_due() == []
+    assert ran == [("o/a", utc(3, 1))]
+
+
+async def test_a_persisted_record_makes_the_catch_up_exact(redis_store):
+    """With the last runs in Redis a restart knows: a missed day runs whenever it restarts, a done one never twice
+    -- even with no catch-up window at all."""
+    now, ran = [utc(3, 1, day=9)], []
+    await redis_store.put("o/a", utc(3, 0, day=8))
+    assert await _scheduler(now, ran, last_runs=redis_store).run_due() == ["o/a"]    # ran on the 9th
+    now[0] = utc(3, 30)                                          # down over the 10th's slot, back at 03:30
+    assert await _scheduler(now, ran, last_runs=redis_store).run_due() == ["o/a"]
+    now[0] = utc(4, 0)                                           # and restarted again: already done today
+    assert await _scheduler(now, ran, last_runs=redis_store).run_due() == []
+    assert ran == [("o/a", utc(3, 1, day=9)), ("o/a", utc(3, 30))]
+
+
+@pytest.fixture
+async def redis_store():
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from bot.schedule import RedisLastRuns
+
+    r = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await r.ping()
+    except Exception:
+        await r.aclose()
+        pytest.skip("Redis not reachable on 127.0.0.1:6379")
+    key = f"detbot-test-{uuid.uuid4().hex[:10]}:replay:last-run"
+    yield RedisLastRuns(r, key)
+    await r.delete(key)
+    await r.aclose()

@@ -126,14 +126,76 @@ async def test_malformed_deliveries_are_400(world):
         async with bot.session.post(f"{bot.url}/webhook", data=body, headers=headers) as r:
             assert r.status == 400
         assert bot.queue.processed == 0
-        # Signed but broken JSON (GitHub never sends it): parsed by the worker, which fails that job alone.
+        # Signed but broken JSON (GitHub never sends it): parsed by the worker, which drops that job alone.
         body = b'{"action": "opened", '
         headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "x4",
                    "X-Hub-Signature-256": signature_of(SECRET, body)}
         async with bot.session.post(f"{bot.url}/webhook", data=body, headers=headers) as r:
             assert r.status == 202
         await bot.settle()
-        assert bot.metrics.jobs.value(state="failed") == 1
+        assert bot.metrics.jobs.value(state="malformed") == 1
+
+
+@pytest.mark.parametrize("queue_of_kind", ["memory", "redis"], indirect=True)
+async def test_signed_payloads_of_the_wrong_shape_are_dropped_with_one_error_line(world, queue_of_kind):
+    """The webhook does not parse (its answer must stay fast); the worker checks the shape the handlers rely on
+    and ends the job "malformed", logging why, before any handler or bookkeeping can trip over it."""
+    fake, repo = world
+    pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
+    good = pull_request_event(fake, pr)
+    broken = [{k: v for k, v in good.items() if k != "repository"},
+              {**good, "pull_request": {**good["pull_request"], "number": "4"}},
+              {**good, "pull_request": {**good["pull_request"], "head": None}},
+              {**good, "installation": {"id": [7]}},
+              {**good, "action": ["opened"]}]
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging("info", "json", stream)
+    done: list = []
+    try:
+        async with running_bot(fake, router=probe_router(done), queue=queue_of_kind) as bot:
+            for i, payload in enumerate(broken):
+                assert (await bot.deliver("pull_request", payload, delivery_id=f"bad-{i}"))[0] == 202
+            await bot.deliver("pull_request", good, delivery_id="good")
+            await bot.settle()
+            assert bot.metrics.jobs.value(state="malformed") == len(broken)
+            assert bot.metrics.jobs.value(state="succeeded") == 1 and bot.metrics.jobs.value(state="failed") == 0
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:], root.level = saved
+    assert [d[0] for d in done] == ["good"] and len(fake.check_runs(repo)) == 1
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    dropped = [e for e in lines if e["event"] == "malformed delivery dropped"]
+    assert sorted(e["delivery_id"] for e in dropped) == [f"bad-{i}" for i in range(len(broken))]
+    assert all(e["level"] == "error" and e["problem"] for e in dropped)
+    assert "`repository` is not an object" in {e["problem"] for e in dropped}
+
+
+@pytest.fixture
+async def queue_of_kind(request):
+    """None (the server's in-process queue) or a Redis queue on a fresh prefix, removed afterwards."""
+    if request.param == "memory":
+        yield None
+        return
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from bot.queue import RedisQueue
+
+    probe = aioredis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await asyncio.wait_for(probe.ping(), 1)
+    except Exception:
+        await probe.aclose()
+        pytest.skip("Redis not reachable on 127.0.0.1:6379")
+    prefix = f"detbot-test-{uuid.uuid4().hex[:10]}"
+    yield RedisQueue("redis://127.0.0.1:6379/0", prefix=prefix, workers=2)
+    keys = [k async for k in probe.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await probe.delete(*keys)
+    await probe.aclose()
 
 
 async def test_ping_and_unrouted_events_are_answered_but_not_queued(world):
@@ -158,12 +220,12 @@ async def test_ping_and_unrouted_events_are_answered_but_not_queued(world):
 async def test_github_502_then_success_is_retried(world):
     fake, repo = world
     pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
-    fake.fail("/repos/octo-org/rules/check-runs", times=1, status=502, method="POST")
+    fake.fail("/repos/octo-org/rules/check-runs/*", times=1, status=502, method="PATCH")
     async with running_bot(fake, router=probe_router()) as bot:
         await bot.deliver("pull_request", pull_request_event(fake, pr))
         await bot.settle()
-        assert bot.metrics.github_calls.value(method="POST", status=502) == 1
-    assert [r.status for r in fake.requests_to("/repos/octo-org/rules/check-runs", "POST")] == [502, 201]
+        assert bot.metrics.github_calls.value(method="PATCH", status=502) == 1
+    assert [r.status for r in fake.requests_to("/repos/octo-org/rules/check-runs/*", "PATCH")] == [502, 200]
     assert fake.check_runs(repo)[0].conclusion == "success"
 
 

@@ -92,7 +92,7 @@ async def test_serve_command_runs_answers_and_stops_on_sigterm(fake_github, key_
     port = _free_port()
     env = {**os.environ, "DETBOT_APP_ID": str(fake_github.app_id), "DETBOT_PRIVATE_KEY_FILE": str(key_file),
            "DETBOT_WEBHOOK_SECRET": SECRET, "DETBOT_LISTEN": f"127.0.0.1:{port}",
-           "DETBOT_GITHUB_URL": fake_github.url, "PYTHONPATH": str(ROOT)}
+           "DETBOT_GITHUB_URL": fake_github.url, "DETBOT_REPLAY_CATCH_UP": "0", "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env, cwd=ROOT,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:

@@ -2,8 +2,9 @@
 
 gidgethub builds requests and parses responses; this subclass adds what a production App needs around each HTTP
 attempt: the credential (app JWT or installation token, fetched per attempt so a refreshed token is picked up),
-`X-GitHub-Api-Version`, retries (server errors, secondary and primary rate limits; see retry.py), one token
-refresh on a 401, a semaphore bounding concurrent calls per installation, and metrics.
+`X-GitHub-Api-Version`, retries (server errors, secondary and primary rate limits; see retry.py; a POST that may
+have been carried out is not repeated, see create.py), one token refresh on a 401, a semaphore bounding concurrent
+calls per installation, and metrics.
 """
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ class InstallationCredential:
 
     async def refresh(self, stale_header: str) -> None:
         self._tokens.invalidate(self.installation_id, stale_header.partition(" ")[2])
+
+
+# POSTs that can be sent twice with the effect of once: a new installation token; a reaction (GitHub answers 200
+# with the existing one).
+_REPEATABLE_POSTS = ("/access_tokens", "/reactions")
+
+
+def repeatable(method: str, url: str) -> bool:
+    """Whether a request may be sent again after a server error or a lost answer, when it may have been done."""
+    return method != "POST" or url.partition("?")[0].endswith(_REPEATABLE_POSTS)
 
 
 class GitHubClient(gh_aiohttp.GitHubAPI):
@@ -99,6 +110,10 @@ class GitHubClient(gh_aiohttp.GitHubAPI):
                 log.info("github credential refused; refreshing", url=url, method=method)
                 continue
             delay = self.retry.delay(status, resp_headers, attempt, data)
+            if delay is not None and (status is None or status >= 500) and not repeatable(method, url):
+                # GitHub may have done it: repeating could create a second comment or check run. Callers
+                # that create things look first (create.py).
+                delay = None
             if (delay is None or attempt >= self.retry.max_attempts
                     or waited + delay > self.retry.max_total_wait):
                 if error is not None:

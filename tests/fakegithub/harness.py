@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -86,20 +86,27 @@ def probe_check_run_router(record: list | None = None, *, enabled: bool = True) 
 def settings_for(fake: FakeGitHub, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(app_id=fake.app_id, private_key=fake.private_key_pem.decode(),
                                   webhook_secret=SECRET, github_url=fake.url, host="127.0.0.1", port=0,
-                                  app_slug=fake.app_slug, workers=4, shutdown_timeout=2.0)
+                                  app_slug=fake.app_slug, workers=4, shutdown_timeout=2.0,
+                                  replay_catch_up=0.0)   # no daily replay at start-up, whatever the time
     values.update(overrides)
     return Settings(**values)
 
 
 @contextlib.asynccontextmanager
 async def running_bot(fake: FakeGitHub, *, router: Router | None = None, queue: JobQueue | None = None,
+                      prepare: Callable[[web.Application], None] | None = None,
                       **overrides: Any) -> AsyncIterator[RunningBot]:
+    """`prepare(app)` before it starts: e.g. `bot.pr_handlers.install` for serve's background work."""
     settings = settings_for(fake, **overrides)
     metrics = Metrics()
     github = GitHubApp(app_id=settings.app_id, private_key=settings.private_key, base_url=settings.github_url,
                        requester=settings.app_slug, concurrency=settings.github_concurrency, retry=TEST_RETRY,
                        metrics=metrics)
+    if queue is not None and queue.metrics is None:
+        queue.metrics = metrics     # the server's figures include the queue's, as with a queue it makes
     app = create_app(settings, github=github, queue=queue, router=router, metrics=metrics)
+    if prepare is not None:
+        prepare(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)

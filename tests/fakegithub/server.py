@@ -77,6 +77,7 @@ class Fault:
     headers: Callable[[], dict[str, str]]
     body: dict[str, Any]
     delay: float = 0.0
+    performed: bool = False   # carry the request out, then answer `status` (the answer was lost, not the write)
 
     def matches(self, method: str, path: str) -> bool:
         return self.remaining > 0 and (self.method in (None, method)) and fnmatch.fnmatchcase(path, self.pattern)
@@ -306,10 +307,12 @@ class FakeGitHub:
 
     # ---------------------------------------------------------------- failure hooks
     def fail(self, pattern: str, times: int = 1, status: int = 502, method: str | None = None,
-             delay: float = 0.0) -> None:
-        """The next `times` requests whose path matches the glob `pattern` get `status` (default 502)."""
+             delay: float = 0.0, performed: bool = False) -> None:
+        """The next `times` requests whose path matches the glob `pattern` get `status` (default 502). With
+        `performed`, each is carried out first (a comment or check run is created) and only its answer is the
+        error: GitHub did the write, the client cannot know."""
         body = {"message": "Server Error"} if status >= 500 else {"message": "Failure", "documentation_url": DOCS}
-        self.faults.append(Fault(pattern, method, times, status, lambda: {}, body, delay))
+        self.faults.append(Fault(pattern, method, times, status, lambda: {}, body, delay, performed))
 
     def secondary_rate_limit(self, pattern: str, times: int = 1, retry_after: float = 1,
                              method: str | None = None) -> None:
@@ -437,17 +440,19 @@ class FakeGitHub:
             installation_id = self._authenticate(op, credential)
             record.installation_id = installation_id
             self._check_budget(credential)
+            call = Call(request, op, params, {k: v[-1] for k, v in record.query.items()}, body, installation_id,
+                        record)
             for fault in self.faults:
                 if fault.matches(request.method, path):
                     fault.remaining -= 1
                     if fault.delay:
                         await asyncio.sleep(fault.delay)
+                    if fault.performed:
+                        await self._handlers[op.operation_id](call)
                     record.status = fault.status
-                    headers = self._rate_headers(credential)
+                    headers = self._rate_headers(credential, spend=fault.performed)
                     headers.update(fault.headers())
                     return web.json_response(fault.body, status=fault.status, headers=headers)
-            call = Call(request, op, params, {k: v[-1] for k, v in record.query.items()}, body, installation_id,
-                        record)
             result = await self._handlers[op.operation_id](call)
             status, payload, extra = result if isinstance(result, tuple) else (200, result, {})
             record.status = status
