@@ -89,7 +89,7 @@ def create_app(settings: Settings, *, github: GitHubApp | None = None, queue: Jo
     app[BACKGROUND] = []
     endpoint = WebhookEndpoint(secret=settings.webhook_secret, queue=queue, router=router, metrics=metrics,
                                max_body=settings.max_body_bytes)
-    queue.busy = lambda: endpoint.in_flight > 0
+    queue.busy = endpoint.busy
     app.router.add_post("/webhook", endpoint.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)

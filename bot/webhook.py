@@ -24,6 +24,7 @@ log = structlog.get_logger("bot.webhook")
 # The event label of deliveries that failed before their signature was checked: the header is the sender's
 # word, and an unauthenticated sender must not be able to create metric series.
 UNVERIFIED = "unverified"
+BURST_GAP = 0.005   # seconds without an answer after which a burst of deliveries is taken to be over
 
 
 def signature_of(secret: str | bytes, body: bytes) -> str:
@@ -67,6 +68,7 @@ class WebhookEndpoint:
         self.max_body = max_body
         self.routed_events = routed_events(router)
         self.in_flight = 0      # answers being worked on; queue workers let them go first
+        self.last_answer = 0.0  # perf_counter() when the last answer left
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -76,8 +78,15 @@ class WebhookEndpoint:
             response = await self._handle(request, event)
         finally:
             self.in_flight -= 1
-            self.metrics.webhook_seconds.observe(time.perf_counter() - started)
+            self.last_answer = time.perf_counter()
+            self.metrics.webhook_seconds.observe(self.last_answer - started)
         return response
+
+    def busy(self) -> bool:
+        """True while answers are being worked on or came in the last few milliseconds: deliveries arrive in
+        bursts (a push to many branches, a redelivery sweep), and between two answers of a burst no handler
+        runs, so `in_flight` alone would let a queued job slip in and delay the rest of the burst."""
+        return self.in_flight > 0 or time.perf_counter() - self.last_answer < BURST_GAP
 
     def _count(self, event: str, result: str) -> None:
         self.metrics.deliveries.inc(event=event or "unknown", result=result)

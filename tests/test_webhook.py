@@ -499,3 +499,20 @@ async def test_two_servers_sharing_redis_split_work_and_drop_redeliveries(world)
         await probe.aclose()
     assert sorted(d[0] for d in done) == sorted(f"d{i}" for i in range(10))
     assert len(fake.check_runs(repo)) == 10
+
+
+async def test_queue_workers_hold_back_until_a_burst_of_answers_is_over(world, monkeypatch):
+    """Between two answers of a burst no handler runs; the workers must still see the server as busy, or a job
+    slips in and delays the rest of the burst (GitHub counts a slow answer as a failed delivery)."""
+    monkeypatch.setattr("bot.webhook.BURST_GAP", 0.3)    # wide enough for a loaded CI machine
+    fake, repo = world
+    pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
+    async with running_bot(fake, router=probe_router()) as bot:
+        assert not bot.queue.busy()
+        d = delivery("pull_request", pull_request_event(fake, pr))
+        body = d.body()
+        async with bot.session.post(f"{bot.url}/webhook", data=body, headers=d.headers(SECRET, body)) as r:
+            assert r.status == 202
+            assert bot.queue.busy()       # the answer has just left: more of the burst may follow
+        await asyncio.sleep(0.4)
+        assert not bot.queue.busy()
