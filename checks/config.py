@@ -95,6 +95,21 @@ def _strings(value: Any, key: str, doc: Document, path: str) -> list[str]:
     return list(value)
 
 
+def _globs(value: Any, key: str, doc: Document, path: str) -> list[str]:
+    """Glob lists (`rules`, `exclude`): syntax repository.glob_regex does not support would match no file at all,
+    so a rules repository would pass with 0 rules checked."""
+    patterns = _strings(value, key, doc, path)
+    for i, p in enumerate(patterns):
+        bad = next((c for c in "[]{}\\" if c in p), None)
+        problem = (f"{p!r}: `{bad}` is not supported (only `*`, `?` and `**`)" if bad else
+                   f"{p!r}: paths are relative to the repository root, without a leading `/` or `./`"
+                   if p.startswith(("/", "./")) else "")
+        if problem:
+            line = doc.line((key, i)) if isinstance(value, list) else doc.line((key,))
+            raise ConfigError(key, problem, line, path)
+    return patterns
+
+
 def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
     try:
         doc = load_one(raw)
@@ -119,13 +134,18 @@ def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
         if key not in _TOP_KEYS:
             raise ConfigError(str(key), f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})", line(key), path)
     if "rules" in data:
-        cfg.rules = _strings(data["rules"], "rules", doc, path)
+        cfg.rules = _globs(data["rules"], "rules", doc, path)
     if "exclude" in data:
-        cfg.exclude = _strings(data["exclude"], "exclude", doc, path)
+        cfg.exclude = _globs(data["exclude"], "exclude", doc, path)
     if "ads_path" in data:
         if not isinstance(data["ads_path"], str) or "{name}" not in data["ads_path"]:
             raise ConfigError("ads_path", "must be a string containing {name} (and optionally {dir})",
                               line("ads_path"), path)
+        try:  # another placeholder would fail every ADS lookup later
+            data["ads_path"].format(dir="d", name="n")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ConfigError("ads_path", f"only {{dir}} and {{name}} may appear in braces ({e!r})",
+                              line("ads_path"), path) from None
         cfg.ads_path = data["ads_path"]
     if "checks" in data:
         checks = data["checks"]
@@ -188,6 +208,11 @@ def parse_config(raw: bytes | str, path: str = CONFIG_PATH) -> Config:
                 raise ConfigError(f"parsers[{i}].{sorted(extra)[0]}", "unknown key", line("parsers", i, sorted(extra)[0]), path)
             cfg.parsers.append(ParserRoute({str(k): str(v) for k, v in (r.get("logsource") or {}).items()},
                                            str(r["parser"]), str(r.get("backend", "embedded"))))
+    if isinstance(data.get("kpi"), dict) and data["kpi"]:
+        # Nothing reads `kpi:`: a setting there would be ignored without a word.
+        key = next(iter(data["kpi"]))
+        raise ConfigError(f"kpi.{key}", f"unknown key: KPI settings go under `alerts:` (alerts.{key})",
+                          line("kpi", key), path)
     for name in FREE_SECTIONS:
         if name in data:
             if not isinstance(data[name], dict):

@@ -32,6 +32,16 @@ CASES = [
     # YAML keeps the last of two equal keys: the first `rules` would vanish.
     ("rules: ['rules/**/*.yml']\nexclude: []\nrules: ['nowhere/*.yml']\n", "rules", 4),
     ("checks:\n  syntax: false\n  syntax: true\n", "checks.syntax", 4),
+    # An unknown placeholder in ads_path crashed every ADS lookup with a KeyError traceback.
+    ("ads_path: '{dir}/{name}.{lang}.md'\n", "ads_path", 2),
+    ("ads_path: '{dir}/{name}-{0}.md'\n", "ads_path", 2),
+    # Glob syntax detbot does not support matched no file at all: 0 rules checked, exit 0.
+    ("rules:\n  - 'rules/**/*.yml'\n  - 'rules/[a-z]*.yml'\n", "rules", 4),
+    ("rules: ['rules/**/*.{yml,yaml}']\n", "rules", 2),
+    ("rules: ['./rules/**/*.yml']\n", "rules", 2),
+    ("exclude: ['/rules/deprecated/**']\n", "exclude", 2),
+    # `kpi:` was accepted and never read: KPI settings live under `alerts:`.
+    ("kpi:\n  days: 14\n", "kpi.days", 3),
 ]
 
 
