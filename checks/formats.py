@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from typing import Iterable
+from urllib.parse import quote
 
 from .findings import Finding
 
@@ -45,10 +46,11 @@ def to_sarif(findings: Iterable[Finding], version: str = "0.1.0") -> str:
         # An empty or inverted span on one line is dropped: the start column alone is the location.
         if f.end_column and (region["endLine"] > region["startLine"] or f.end_column > region.get("startColumn", 1)):
             region["endColumn"] = f.end_column
+        # A URI reference: a space or `#` in a path would be invalid or cut the path at a fragment.
         result = {
             "ruleId": _rule_key(f), "ruleIndex": rule_ids[_rule_key(f)], "level": SARIF_LEVEL[f.level],
             "message": {"text": f.message},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(f.path, safe="/"), "uriBaseId": "%SRCROOT%"},
                                                 "region": region}}],
         }
         if f.rule_id:

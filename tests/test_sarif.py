@@ -185,3 +185,12 @@ def test_no_progress_when_not_a_terminal(tmp_path, capsys):
         (repo / "rules" / "windows" / f"r{i:02}.yml").write_text(GOOD.replace("3c1d2f9e", f"{i:08x}"))
     main(["check", str(repo), "--check", "syntax", "--format", "json"])
     assert "/60 rules" not in capsys.readouterr().err
+
+
+def test_sarif_uri_is_percent_encoded():
+    """A rule path with a space or `#` went into the URI as is: `#1.yml` became a fragment, so code scanning
+    placed the alert on `rules/my rules/b64 ` (a file that does not exist)."""
+    doc = json.loads(to_sarif([Finding("tests", "rules/my rules/b64 #1%.yml", 3, 3, "failure", "T", "m")]))
+    _check_sarif(doc)
+    uri = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "rules/my%20rules/b64%20%231%25.yml"
