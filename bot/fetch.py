@@ -280,6 +280,11 @@ async def branch_snapshot(gh: Any, repo: str, ref: str, config: Config, *,
                               f"{repo}@{ref}")
 
 
+def _maybe_regression_data(changed: Iterable[str], claimed: set[str], config: Config) -> bool:
+    return any(p not in claimed and p != CONFIG_PATH and not is_rule_path(p, config)
+               and p.lower().endswith((".yml", ".yaml", ".json", ".evtx")) for p in changed)
+
+
 async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedFiles, config: Config,
                        all_rules: bool | None, extra: Callable[[Iterable[str]], Iterable[str]] | None,
                        label: str) -> PullRequestSnapshot:
@@ -297,6 +302,13 @@ async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedF
     if extra is not None:
         wanted.update(extra(tree.keys()))
     files = await fetcher.blobs(tree, wanted)
+    if _maybe_regression_data(changed.paths, wanted, config):
+        # SigmaHQ regression data lies outside the rule globs: the rules naming it are found by reading them.
+        rules = [p for p in tree if is_rule_path(p, config)]
+        if len(rules) <= MAX_PREFETCH_RULES:
+            files.update(await fetcher.blobs(tree, [p for p in rules if p not in files]))
+            bundles = bundles_for_changed(changed.paths, TreeSource(files, tree), config)
+            files.update(await fetcher.blobs(tree, [p for b in bundles for p in b.paths() if p and p not in files]))
     source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
     log.info("fetch.snapshot", target=label, changed=len(changed), rules=len(bundles), files=len(files),
              requests=fetcher.requests)

@@ -9,6 +9,7 @@ from typing import Iterable
 
 from .config import CONFIG_PATH, Config
 from .source import FileSource
+from .testevents import regression_dirs
 
 TESTS_FILE = ".tests.yml"
 TESTS_DIR = ".tests"
@@ -124,13 +125,37 @@ def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
     return None
 
 
+def _regression_owners(paths: list[str], all_paths: list[str], source: FileSource, config: Config) -> list[str]:
+    """Rules whose SigmaHQ regression data (the directory of their `regression_tests_path`) holds one of
+    `paths`: a pull request changing only that data must re-check the rule."""
+    if not paths:
+        return []
+    owners = []
+    for rule in (p for p in all_paths if is_rule_path(p, config)):
+        try:
+            raw = source.read(rule)
+        except FileNotFoundError:
+            continue
+        if b"regression_tests_path" not in raw:
+            continue
+        dirs = regression_dirs(source, rule, raw)
+        if any(p.startswith(d + "/") for d in dirs for p in paths):
+            owners.append(rule)
+    return owners
+
+
 def bundles_for_changed(changed: Iterable[str], source: FileSource, config: Config) -> list[RuleBundle]:
     all_list = list(source.paths())
     all_set = set(all_list)
     rules: dict[str, None] = {}
+    unowned = []
     for path in changed:
         owner = owner_rule(path, all_set, config)
         if owner is not None:
             rules[owner] = None
+        else:
+            unowned.append(path)
+    for owner in _regression_owners(unowned, all_list, source, config):
+        rules[owner] = None
     companions = _companions(all_list)
     return [_bundle(r, companions, config) for r in rules]

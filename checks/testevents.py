@@ -273,6 +273,21 @@ def _resolve_upward(source: FileSource, start_dir: str, rel: str) -> str | None:
         d = dirname(d)
 
 
+_REGRESSION_PATH = re.compile(rb"^regression_tests_path:[ \t]*['\"]?([^'\"\r\n#]+?)['\"]?[ \t]*(?:#.*)?$", re.M)
+
+
+def regression_dirs(source: FileSource, rule_path: str, rule_raw: bytes) -> list[str]:
+    """The directories of the `info.yml`s a rule's `regression_tests_path` names. SigmaHQ keeps each rule's
+    regression data (info.yml, EVTX recording, JSON export) in one directory, so a change to a file there is a
+    change to the rule's tests. Read from the raw text: no YAML parse and no other file read per rule."""
+    out = []
+    for m in _REGRESSION_PATH.finditer(rule_raw):
+        info = _resolve_upward(source, dirname(rule_path), m.group(1).decode("utf-8", "replace").strip())
+        if info is not None:
+            out.append(dirname(info))
+    return out
+
+
 def _listed_but_unread(source: FileSource, rel: str) -> bool:
     """A path the repository listing has but the source cannot read: the bot fetches only what a pull request
     touched, so SigmaHQ regression data may be listed and absent."""

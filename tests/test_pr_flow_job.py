@@ -213,3 +213,22 @@ async def test_truncated_tree_walks_only_the_directories_needed(fake_github, gh_
     assert [a["path"] for a in runs["detbot/syntax"].annotations] == ["rules/windows/new.yml"]
     assert runs["detbot/tests"].conclusion == "success" and runs["detbot/ads"].conclusion == "success"
     assert "rules/cloud" not in " ".join(fetched_paths(fake_github, repo, pr.head_sha))
+
+
+async def test_pr_changing_only_sigmahq_regression_data_checks_the_rule(fake_github, gh_app):
+    """The JSON export of a rule's regression test is outside the rule globs: a pull request breaking it alone
+    concluded `skipped` everywhere, so a required check passed."""
+    import json
+    files = example_files()
+    rule_path = "rules/windows/proc_creation_win_certutil_download.yml"
+    files[rule_path] += "regression_tests_path: regression_data/certutil/info.yml\n"
+    files["regression_data/certutil/info.yml"] = (
+        "regression_tests_info:\n  - name: Positive Detection Test\n    type: evtx\n    match_count: 1\n"
+        "    path: regression_data/certutil/x.evtx\n")
+    benign = {"Event": {"System": {"EventID": 1}, "EventData": {"Image": "C:\\Windows\\notepad.exe"}}}
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=files)
+    pr = fake_github.open_pull(repo, {"regression_data/certutil/x.json": json.dumps(benign)})
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert runs["detbot/tests"].conclusion == "failure"
+    assert any(a["path"] == "regression_data/certutil/info.yml" for a in runs["detbot/tests"].annotations)

@@ -157,6 +157,24 @@ def test_sigmahq_match_count_is_a_minimum():
                                         "rule did not match")
 
 
+def test_changing_only_sigmahq_regression_data_rechecks_the_rule():
+    """A pull request that touched only a rule's regression data (info.yml, the JSON export) checked no rule at
+    all: a broken positive event passed."""
+    rule = RULE + "regression_tests_path: regression_data/r/info.yml\n"
+    miss = {"Event": {"System": {"EventID": 1}, "EventData": {"ParentImage": "C:\\excel.exe",
+                                                              "Image": "C:\\chrome.exe"}}}
+    info = ("regression_tests_info:\n  - name: Positive Detection Test\n    type: evtx\n    match_count: 1\n"
+            "    path: regression_data/r/x.evtx\n")
+    files = {"rules/r.yml": rule.encode(), "rules/other.yml": RULE.replace("0d6a7f3e", "0d6a7f3f").encode(),
+             "regression_data/r/info.yml": info.encode(), "regression_data/r/x.json": json.dumps(miss).encode(),
+             "regression_data/r/x.evtx": b"ElfFile"}
+    for changed in ("regression_data/r/x.json", "regression_data/r/info.yml", "regression_data/r/x.evtx"):
+        result = run_checks(MemorySource(files), Config(), changed=[changed], only=["tests"])
+        assert [b.rule_path for b in result.bundles] == ["rules/r.yml"], changed
+        assert [(f.path, f.title) for f in result.findings] == [("regression_data/r/info.yml", "Test failed")]
+    assert run_checks(MemorySource(files), Config(), changed=["README.md"], only=["tests"]).bundles == []
+
+
 def test_malformed_test_file_is_reported_by_the_tests_check_and_others_still_run():
     tests = "- name: good\n  expect: no_match\n  event: {Image: x}\n- name: bad\n  expect: maybe\n  event: {}\n"
     [f] = check(tests)
