@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Iterable
 
 from . import attack
-from .attack_names import TECHNIQUE_ID, full_name, tag_technique, techniques_named
+from .attack_names import TECHNIQUE_MENTION, full_name, tag_technique, techniques_named
 from .config import ConfigError, ConfigSection
 from .findings import Finding, Level
 from .markdown import Block, Heading, MarkdownDoc, blocks, parse
@@ -324,7 +324,7 @@ def _technique_mentions(block: Block, settings: AdsSettings, tagged: set[str]) -
     """ATT&CK technique ids named in a Categorization section, by id or by name, with their lines."""
     found: list[tuple[str, int]] = []
     for n, line in content_lines(block, settings):
-        ids = [m.group(0).upper() for m in TECHNIQUE_ID.finditer(line)]
+        ids = [m.group(0).upper().replace("/", ".") for m in TECHNIQUE_MENTION.finditer(line)]
         found += [(tid, n) for tid in ids]
         if ids:
             continue

@@ -6,7 +6,9 @@ from functools import lru_cache
 
 from . import attack
 
-TECHNIQUE_ID = re.compile(r"\bT\d{4}(?:\.\d{3})?\b", re.IGNORECASE)
+# T1059 or T1059.001, and ATT&CK's URL form of a sub-technique (attack.mitre.org/techniques/T1059/001/): read as
+# T1059.001 once "/" is replaced by ".".
+TECHNIQUE_MENTION = re.compile(r"\bT\d{4}(?:[./]\d{3})?\b", re.IGNORECASE)
 
 
 def full_name(tid: str) -> str | None:

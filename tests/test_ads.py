@@ -215,6 +215,18 @@ def test_technique_named_by_name_agrees():
     assert run_ads(rule=rule, ads_text=text) == []
 
 
+def test_technique_linked_by_its_attack_url_agrees():
+    """Palantir's ADS examples link the technique's ATT&CK page; a sub-technique's URL is .../T1059/001/, which was
+    read as its parent T1059: a failure "does not name T1059.001" on a correct document."""
+    rule = RULE.replace("attack.t1105", "attack.t1059.001")
+    text = ADS.replace("- T1105 Ingress Tool Transfer", "These attempts are categorized as [Execution / Command and "
+                       "Scripting Interpreter: PowerShell](https://attack.mitre.org/techniques/T1059/001/).")
+    assert run_ads(rule=rule, ads_text=text) == []
+    text = text.replace("T1059/001", "T1003/001")
+    msgs = [f.message for f in run_ads(rule=rule, ads_text=text)]
+    assert any(m.startswith("Categorization names T1003.001 ") for m in msgs), msgs
+
+
 def test_parent_of_a_tagged_subtechnique_is_context_but_sub_of_tagged_parent_is_not():
     rule = RULE.replace("attack.t1105", "attack.t1059.001")
     text = ADS.replace("- T1105 Ingress Tool Transfer", "- T1059 Command and Scripting Interpreter\n- T1059.001")
