@@ -104,3 +104,50 @@ def test_long_values_are_shown_around_what_matched():
     cmd = "C:\\Windows\\System32\\WindowsPowerShell\\powershell.exe -nop -w hidden -enc " + "A" * 300
     text = explain_evaluation(c, c.evaluate({"CommandLine": cmd}, full=True))
     assert f"matched '…\\powershell.exe -nop -w hidden -enc {'A' * 30}…'" in text
+
+
+CORRELATION = """\
+title: Failed Logon
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Many Failed Logons
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [TargetUserName]
+    timespan: 5m
+    condition: {gte: 2}
+"""
+
+SCENARIO = """\
+- name: first failure
+  expect: match
+  timestamp: 2026-01-01T10:00:00Z
+  event: {EventID: 4625, TargetUserName: a}
+- name: lone failure of another user
+  expect: no_match
+  timestamp: 2026-01-01T10:00:30Z
+  event: {EventID: 4625, TargetUserName: b}
+- name: second failure
+  expect: match
+  timestamp: 2026-01-01T10:01:00Z
+  event: {EventID: 4625, TargetUserName: a}
+"""
+
+
+def test_explain_correlation_scenario_judges_tests_as_the_tests_check_does(tmp_path, capsys):
+    """A correlation's tests are a scenario: explain judged each event against the base rule alone and called the
+    lone failure of user b wrong (exit 1) where `detbot check` passes it."""
+    rule, tests = write(tmp_path, "r.yml", CORRELATION), write(tmp_path, "r.tests.yml", SCENARIO)
+    assert main(["explain", rule, tests]) == 0
+    out = capsys.readouterr().out
+    assert "lone failure of another user: expected no_match, and the correlation did not count it" in out, out
+    assert "second failure: expected match, and the correlation counted it in group a (2 >= 2)" in out, out
+    broken = SCENARIO.replace("TargetUserName: b}", "TargetUserName: a}")
+    assert main(["explain", rule, write(tmp_path, "r.tests.yml", broken)]) == 1
+    assert "expected no_match, but the correlation counted it in group a (3 >= 2)" in capsys.readouterr().out

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from checks.config import CONFIG_PATH, Config, ConfigError, parse_config
 from checks.explain import explain_outcome
-from checks.rule_runs import compile_docs, evaluate_test
+from checks.correlation_runs import counted_events, describe_groups
+from checks.evaluator import evaluate_correlation
+from checks.rule_runs import CompiledDoc, compile_docs, evaluate_test, when
 from checks.rulefile import parse_rule_file
 from checks.source import LocalSource
-from checks.testevents import load_event_file
+from checks.testevents import TestEvent, load_event_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +71,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     labelled = [(d.label, d.compiled) for d in usable]
     bare = loaded.bare
+    # A correlation's tests are one scenario, judged by the correlation (as the tests check does), not event by
+    # event against its base rules.
+    verdicts = None if bare else _correlation_verdicts(rf.docs, usable, loaded.tests, rule_path)
     wrong = 0
     for t in loaded.tests:
         run = evaluate_test(t, usable)
@@ -76,9 +81,44 @@ def main(args: argparse.Namespace) -> int:
             # A test's own line, unless its events live elsewhere (a SigmaHQ export) or are several.
             several = len(run.evaluations) > 1 or t.events_path != t.path
             line = t.event_lines[i] if several and i < len(t.event_lines) else t.line
-            expect = None if bare else t.expect
+            expect = None if bare or verdicts is not None else t.expect
             text = explain_outcome(expect, labelled, evs)  # type: ignore[arg-type]
             print(f"{event_path.parent / t.events_path if t.events_path else event_path}:{line}: {t.name}: {text}")
-        if not bare and not run.passed:
+        if verdicts is not None:
+            ok, text = verdicts[id(t)]
+            print(f"{event_path.parent / t.path if t.path else event_path}:{t.line}: {t.name}: {text}")
+            wrong += not ok
+        elif not bare and not run.passed:
             wrong += 1
     return 1 if wrong else 0
+
+
+def _correlation_verdicts(docs: list, usable: list[CompiledDoc], tests: list[TestEvent],
+                          rule_path: Path) -> dict[int, tuple[bool, str]] | None:
+    """Per test (by id): passed, and what the file's first correlation made of it; None without a correlation."""
+    corr_doc = next((d for d in docs if d.is_correlation and d.rule is not None), None)
+    if corr_doc is None:
+        return None
+    by_key = {k: d.compiled for d in usable for k in (d.doc.data.get("name"), d.doc.data.get("id"))
+              if isinstance(k, str)}
+    refs = [r.reference for r in corr_doc.rule.rules or []]
+    missing = [r for r in refs if r not in by_key]
+    if missing or not refs:
+        print(f"detbot: {rule_path}: the correlation refers to {', '.join(missing) or 'no rule'} outside this file; "
+              f"the base rules' outcomes are shown without judging the tests (run `detbot check`)", file=sys.stderr)
+        return {id(t): (True, "correlation not evaluated") for t in tests}
+    stream = [(t, ev) for t in tests for ev in t.events]
+    result = evaluate_correlation(corr_doc.rule, {r: by_key[r] for r in refs}, [(ev, when(t, ev)) for t, ev in stream])
+    counted = counted_events(result)
+    out: dict[int, tuple[bool, str]] = {}
+    for i, (t, _) in enumerate(stream):
+        if i in counted and id(t) not in out:
+            key = counted[i]
+            name = ", ".join(str(k) for k in key) or "all events"
+            out[id(t)] = (t.expect == "match", f"expected {t.expect}, {'and' if t.expect == 'match' else 'but'} the "
+                          f"correlation counted it in group {name} ({result.groups[key].value} {result.threshold})")
+    for t in tests:
+        if id(t) not in out:
+            out[id(t)] = (t.expect == "no_match", f"expected {t.expect}, {'and' if t.expect == 'no_match' else 'but'} "
+                          f"the correlation did not count it; per group: {describe_groups(result)}")
+    return out
