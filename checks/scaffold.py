@@ -10,7 +10,7 @@ from importlib import resources
 from posixpath import join, normpath
 
 from .config import Config
-from .repository import TESTS_FILE, ads_path_for
+from .repository import TESTS_FILE, ads_path_for, is_rule_path
 
 TEMPLATES = {"rule": "rule.yml", "tests": "rule.tests.yml", "ads": "rule.ads.md"}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -56,6 +56,11 @@ def render(name: str, directory: str = "rules", config: Config | None = None, ti
         return re.sub(r"\{\{(\w+)\}\}", value, text)
 
     rule_path = join(directory, name + ".yml") if directory else name + ".yml"
+    if not is_rule_path(rule_path, config):
+        # Written anyway, the rule would never be checked: every check would pass it whatever it held.
+        raise ScaffoldError(f"{rule_path} is not a rule for detbot: the `rules` globs ({', '.join(config.rules)})"
+                            f"{' and exclude (' + ', '.join(config.exclude) + ')' if config.exclude else ''} "
+                            f"of .github/detbot.yml leave it out; choose --dir under them or add the directory")
     files = {
         rule_path: fill(template("rule"), yaml_values=True),
         rule_path[: -len(".yml")] + TESTS_FILE: fill(template("tests")),

@@ -70,6 +70,17 @@ def test_cli_scaffolds_three_files_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["new-rule", "../evil", "--repo", str(tmp_path)]) == 2
 
 
+def test_cli_refuses_a_directory_the_rules_globs_do_not_cover(tmp_path, capsys):
+    """`--dir detections` scaffolded a rule that `detbot check` never looked at: it passed whatever it held."""
+    assert main(["new-rule", NAME, "--dir", "detections", "--repo", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "detections/" in err and "rules/**/*.yml" in err, err
+    assert not (tmp_path / "detections").exists()
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "detbot.yml").write_text("rules: ['detections/**/*.yml']\n")
+    assert main(["new-rule", NAME, "--dir", "detections", "--repo", str(tmp_path)]) == 0
+
+
 def test_unfilled_scaffold_flags_every_ads_section(tmp_path):
     write(tmp_path, render(NAME, "rules/windows").files)
     findings = run_checks(LocalSource(tmp_path), Config(), only=["ads"]).findings
