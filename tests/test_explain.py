@@ -7,6 +7,7 @@ from bot.cli import main
 from checks.evaluator import compile_rule
 from checks.explain import decisive, explain_evaluation, polarity, quote
 from checks.rulefile import build_rule
+from tests.test_tests_check import CORR_FILE
 
 RULE = """\
 title: Edge From Word
@@ -106,24 +107,6 @@ def test_long_values_are_shown_around_what_matched():
     assert f"matched '…\\powershell.exe -nop -w hidden -enc {'A' * 30}…'" in text
 
 
-CORRELATION = """\
-title: Failed Logon
-name: failed_logon
-logsource: {product: windows, service: security}
-detection:
-    selection:
-        EventID: 4625
-    condition: selection
----
-title: Many Failed Logons
-correlation:
-    type: event_count
-    rules: [failed_logon]
-    group-by: [TargetUserName]
-    timespan: 5m
-    condition: {gte: 2}
-"""
-
 SCENARIO = """\
 - name: first failure
   expect: match
@@ -143,7 +126,7 @@ SCENARIO = """\
 def test_explain_correlation_scenario_judges_tests_as_the_tests_check_does(tmp_path, capsys):
     """A correlation's tests are a scenario: explain judged each event against the base rule alone and called the
     lone failure of user b wrong (exit 1) where `detbot check` passes it."""
-    rule, tests = write(tmp_path, "r.yml", CORRELATION), write(tmp_path, "r.tests.yml", SCENARIO)
+    rule, tests = write(tmp_path, "r.yml", CORR_FILE), write(tmp_path, "r.tests.yml", SCENARIO)
     assert main(["explain", rule, tests]) == 0
     out = capsys.readouterr().out
     assert "lone failure of another user: expected no_match, and the correlation did not count it" in out, out
