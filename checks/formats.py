@@ -47,10 +47,11 @@ def to_sarif(findings: Iterable[Finding], version: str = "0.1.0") -> str:
         if f.end_column and (region["endLine"] > region["startLine"] or f.end_column > region.get("startColumn", 1)):
             region["endColumn"] = f.end_column
         # A URI reference: a space or `#` in a path would be invalid or cut the path at a fragment.
+        uri = quote(f.path, safe="/")
         result = {
             "ruleId": _rule_key(f), "ruleIndex": rule_ids[_rule_key(f)], "level": SARIF_LEVEL[f.level],
             "message": {"text": f.message},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": quote(f.path, safe="/"), "uriBaseId": "%SRCROOT%"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
                                                 "region": region}}],
         }
         if f.rule_id:
