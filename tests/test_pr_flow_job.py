@@ -232,3 +232,12 @@ async def test_pr_changing_only_sigmahq_regression_data_checks_the_rule(fake_git
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert runs["detbot/tests"].conclusion == "failure"
     assert any(a["path"] == "regression_data/certutil/info.yml" for a in runs["detbot/tests"].annotations)
+
+
+async def test_pr_changing_only_the_config_checks_nothing(fake_github, gh_app):
+    """Unlike `detbot check --changed-only`, the App judges a pull request by the default branch's config, so a
+    pull request editing only the config changes no verdict (and cannot loosen its own checks)."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, {".github/detbot.yml": "checks:\n  syntax: false\n"})
+    await run_job(fake_github, gh_app, pr)
+    assert {r.conclusion for r in runs_by_name(fake_github, repo, pr.head_sha).values()} == {"skipped"}

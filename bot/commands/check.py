@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from checks.config import ConfigError, load_config
+from checks.config import CONFIG_PATH, ConfigError, load_config
 from checks.formats import to_json, to_sarif, to_text
 from checks.runner import CHECK_MODULES, run_checks
 from checks.source import LocalSource
@@ -79,6 +79,12 @@ def main(args: argparse.Namespace) -> int:
     changed = None
     if args.changed_only is not None:
         changed = [_repo_relative(p, root) for p in args.changed_only]
+        config_file = _repo_relative(args.config, root) if args.config else CONFIG_PATH
+        if config_file in changed:
+            # Globs, placeholders, validator settings and check levels bear on every rule's verdict.
+            # (The App reads the config from the default branch, so a pull request's edit cannot change it there.)
+            print(f"detbot: {config_file} changed: checking every rule", file=sys.stderr)
+            changed = None
     progress = Progress()
     result = run_checks(source, config, changed=changed, only=args.only, progress=progress)
     progress.close()
