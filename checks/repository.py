@@ -102,6 +102,19 @@ def discover(source: FileSource, config: Config) -> list[RuleBundle]:
     return [_bundle(p, companions, config) for p in all_paths if is_rule_path(p, config)]
 
 
+_SIGMA_DETECTION = re.compile(rb"^detection:", re.M)
+
+
+def outside_globs(source: FileSource, config: Config) -> tuple[list[str], list[str]]:
+    """YAML files the `rules` globs leave out (neither excluded on purpose, nor companions, nor under a hidden
+    directory such as .github/), and those of them that look like Sigma rules (a top-level `detection:`).
+    When no rule matched, these tell a wrong PATH or glob from a repository with no rules yet."""
+    stray = [p for p in source.paths()
+             if p.endswith((".yml", ".yaml")) and not matches(p, config.rules) and not matches(p, config.exclude)
+             and not is_companion(p) and not any(part.startswith(".") for part in p.split("/")[:-1])]
+    return stray, [p for p in stray if _SIGMA_DETECTION.search(source.read(p))]
+
+
 def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
     """The rule a changed file belongs to (itself, its tests, its ADS), if any."""
     if is_rule_path(path, config):

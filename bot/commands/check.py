@@ -5,8 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from checks.config import CONFIG_PATH, ConfigError, load_config
+from checks.config import CONFIG_PATH, Config, ConfigError, load_config
 from checks.formats import to_json, to_sarif, to_text
+from checks.repository import outside_globs
 from checks.runner import CHECK_MODULES, run_checks
 from checks.source import LocalSource
 
@@ -55,6 +56,23 @@ def _repo_relative(path: str, root: Path) -> str:
         except ValueError:
             pass
     return candidate.as_posix()
+
+
+def nothing_checked(source: LocalSource, config: Config, root: Path) -> int:
+    """A whole-repository run that matched no rule: say why on stderr, and return the exit status. Exit 2 when
+    Sigma rules lie outside the globs (a wrong PATH or `rules:` glob would otherwise pass CI having checked
+    nothing); 0 for a repository with no rules yet."""
+    print(f"detbot: no rule under {root} matches the rules globs ({', '.join(config.rules)}, relative to the "
+          f"repository root; set `rules:` in {CONFIG_PATH})", file=sys.stderr)
+    stray, sigma = outside_globs(source, config)
+    if stray:
+        print(f"detbot: {len(stray)} .yml file(s) under {root} lie outside those globs (e.g. {stray[0]}): "
+              f"is {root} the repository root?", file=sys.stderr)
+    if sigma:
+        print(f"detbot: {len(sigma)} of them look like Sigma rules (e.g. {sigma[0]}): exit 2, as nothing was "
+              "checked", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -111,4 +129,6 @@ def main(args: argparse.Namespace) -> int:
             s = coverage.summary()
             print(f"coverage: {s['identifier_percent']}% of identifiers shown decisive, {s['value_percent']}% of "
                   f"values matched", file=sys.stderr)
+    if changed is None and not result.bundles:
+        return nothing_checked(source, config, root)
     return 1 if any(f.level == "failure" for f in result.findings) else 0
