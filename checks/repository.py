@@ -112,7 +112,7 @@ def outside_globs(source: FileSource, config: Config) -> tuple[list[str], list[s
     stray = [p for p in source.paths()
              if p.endswith((".yml", ".yaml")) and not matches(p, config.rules) and not matches(p, config.exclude)
              and not is_companion(p) and not any(part.startswith(".") for part in p.split("/")[:-1])]
-    return stray, [p for p in stray if _SIGMA_DETECTION.search(source.read(p))]
+    return stray, [p for p in stray if source.exists(p) and _SIGMA_DETECTION.search(source.read(p))]
 
 
 def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
