@@ -90,6 +90,7 @@ class RuleCoverage:
     values_total: int = 0
     values_covered: int = 0
     unmatched: list[str] = field(default_factory=list)
+    unmatched_lines: list[int] = field(default_factory=list)  # each one's line in the rule file
     match_tests: int = 0
     no_match_tests: int = 0
 
@@ -222,8 +223,9 @@ def hint(compiled: CompiledRule, name: str) -> str:
 
 # --- the analysis of one detection rule --------------------------------------------------------------------------
 
-def _value_units(compiled: CompiledRule) -> list[tuple[str, Any, int | None, str]]:
-    """(identifier, item key, value index or None for a whole map, description) for every alternative."""
+def _value_units(compiled: CompiledRule) -> list[tuple[str, Any, int | None, str, tuple]]:
+    """(identifier, item key, value index or None for a whole map, description, YAML path of the alternative)
+    for every alternative; the path puts its finding on the value's own line."""
     units = []
     for name in compiled.identifiers:
         det = compiled.detections[name]
@@ -232,13 +234,14 @@ def _value_units(compiled: CompiledRule) -> list[tuple[str, Any, int | None, str
             for i, m in enumerate(maps):
                 desc = " and ".join(f"{item_label(it)} {quote(it.values[0]) if len(it.values) == 1 else quote(it.values)}"
                                     for it in m.items()[:3])
-                units.append((name, ("map", i), None, f"{name} map {i + 1} ({desc})"))
+                units.append((name, ("map", i), None, f"{name} map {i + 1} ({desc})", ("detection", name, i)))
             continue
         for it in det.items():
             if "all" in it.modifiers or len(it.values) < 2:
                 continue
             for vi, v in enumerate(it.values):
-                units.append((name, it.yaml_path, vi, f"{name}: {item_label(it)} {quote(v)}"))
+                units.append((name, it.yaml_path, vi, f"{name}: {item_label(it)} {quote(v)}",
+                              (*it.yaml_path, vi)))
     return units
 
 
@@ -250,7 +253,7 @@ def analyse(cdoc: CompiledDoc, doc_index: int, runs: list[TestRun], path: str) -
     units = _value_units(compiled)
     covered: set[int] = set()
     unit_index: dict[tuple, list[int]] = {}
-    for k, (name, key, _, _) in enumerate(units):
+    for k, (name, key, *_) in enumerate(units):
         unit_index.setdefault((name, key), []).append(k)
     cov = RuleCoverage(path, cdoc.label, list(rows.values()))
     for run in runs:
@@ -278,6 +281,7 @@ def analyse(cdoc: CompiledDoc, doc_index: int, runs: list[TestRun], path: str) -
     cov.values_total = len(units)
     cov.values_covered = len(covered)
     cov.unmatched = [units[k][3] for k in range(len(units)) if k not in covered]
+    cov.unmatched_lines = [cdoc.doc.doc.line(units[k][4]) for k in range(len(units)) if k not in covered]
     return cov
 
 
@@ -336,7 +340,8 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
     if cov.values_total and cov.value_percent < settings.value_min_percent:
         listed = cov.unmatched[: settings.max_listed]
         more = f" and {len(cov.unmatched) - len(listed)} more" if len(cov.unmatched) > len(listed) else ""
-        add(det_line, settings.value_level, "Value coverage",
+        # At the first unmatched value's line, where a GitHub annotation shows it.
+        add(cov.unmatched_lines[0], settings.value_level, "Value coverage",
             f"{cdoc.label}: {cov.value_percent:.0f}% of values matched by a test event ({cov.values_covered}/"
             f"{cov.values_total}); unmatched: {'; '.join(listed)}{more}")
     return cov, out

@@ -95,9 +95,16 @@ def test_selection_never_decisive_names_what_to_add():
 def test_value_coverage_notice_lists_unmatched_values_and_maps():
     result = run(MATCH + EDGE + TEAMS)
     [f] = [f for f in result.findings if f.title == "Value coverage"]
-    assert (f.level, f.start_line) == ("notice", 4)
+    # At the first unmatched value's own line (- '\\firefox.exe'), where GitHub shows the annotation.
+    assert (f.level, f.start_line) == ("notice", 10)
     assert f.message == ("Browser From Word: 67% of values matched by a test event (4/6); unmatched: selection: "
                          "Image|endswith '\\firefox.exe'; filter_main_edge map 2 (Image 'C:\\Tools\\allowed.exe')")
+    firefox = ("- name: firefox from word\n  expect: match\n  event: {ParentImage: 'C:\\winword.exe', "
+               "Image: 'C:\\firefox.exe'}\n")
+    [f] = [f for f in run(MATCH + firefox + EDGE + TEAMS).findings if f.title == "Value coverage"]
+    # An unmatched map of a list of maps: at its first line (- Image: 'C:\\Tools\\allowed.exe').
+    assert f.start_line == 17
+    assert f.message.endswith("unmatched: filter_main_edge map 2 (Image 'C:\\Tools\\allowed.exe')")
 
 
 @pytest.mark.parametrize("config,level", [("coverage:\n  value_min_percent: 50\n", None),
