@@ -11,6 +11,7 @@ ATT&CK-based validators read the bundled data (checks/attack.py); nothing downlo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -71,6 +72,27 @@ def _names(value: Any, key: tuple[Any, ...], config: Config) -> list[str]:
     return items
 
 
+def _option_problem(cls: type, key: Any, value: Any) -> str | None:
+    """What is wrong with a validator option, judged by the type of its default. pySigma's validators are
+    dataclasses that store any value as given: `max_length: x` would only fail later, on every rule, as a
+    "validator failed" warning that leaves the exit status 0."""
+    options = {f.name: f.default for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else {}
+    if key not in options:
+        return f"unknown option (known: {', '.join(options) or 'none'})"
+    default = options[key]
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, tuple):
+        ok, expected = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of strings"
+    elif isinstance(default, str):
+        ok, expected = isinstance(value, str), "a string"
+    else:
+        return None  # no default to judge by: the constructor decides
+    return None if ok else f"must be {expected} (got {value!r})"
+
+
 def build_validators(config: Config) -> ValidatorSet:
     """The validator set the config asks for; a ConfigError names the key and line of any bad name."""
     known = known_validators()
@@ -111,17 +133,23 @@ def build_validators(config: Config) -> ValidatorSet:
     params = spec.get("config") or {}
     if not isinstance(params, dict):
         raise ConfigError("validators.config", "must map validator names to settings", line("config"), config.path)
+    for name, kwargs in params.items():
+        # Every configured validator, selected or not: a mistake should not wait until it is switched on.
+        if name not in known:
+            raise unknown(name, "config", name)
+        if not isinstance(kwargs or {}, dict):
+            raise ConfigError(f"validators.config.{name}", "must be a mapping", line("config", name), config.path)
+        for key, value in (kwargs or {}).items():
+            problem = _option_problem(known[name], key, value)
+            if problem:
+                raise ConfigError(f"validators.config.{name}.{key}", problem, line("config", name, key),
+                                  config.path)
     instances: dict[str, SigmaRuleValidator] = {}
     for name in sorted(selected):
         kwargs = params.get(name) or {}
-        if not isinstance(kwargs, dict):
-            raise ConfigError(f"validators.config.{name}", "must be a mapping", line("config", name), config.path)
         try:
             # Tuples, as the SigmaHQ validators' frozen dataclass defaults are.
             instances[name] = known[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
         except TypeError as e:
             raise ConfigError(f"validators.config.{name}", str(e), line("config", name), config.path) from None
-    for name in params:
-        if name not in known:
-            raise unknown(name, "config", name)
     return ValidatorSet(instances, exclusions)

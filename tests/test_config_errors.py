@@ -40,6 +40,15 @@ CASES = [
     ("rules: ['rules/**/*.{yml,yaml}']\n", "rules", 2),
     ("rules: ['./rules/**/*.yml']\n", "rules", 2),
     ("exclude: ['/rules/deprecated/**']\n", "exclude", 2),
+    # A validator option of the wrong type was stored as given, then failed on every rule as a warning (exit 0).
+    ("validators:\n  config:\n    sigmahq_title_length:\n      max_length: x\n",
+     "validators.config.sigmahq_title_length.max_length", 5),
+    ("validators:\n  config:\n    sigmahq_title_case: {word_list: of}\n",
+     "validators.config.sigmahq_title_case.word_list", 4),
+    ("validators:\n  config:\n    sigmahq_title_length: {maxlen: 9}\n",
+     "validators.config.sigmahq_title_length.maxlen", 4),
+    # Configured though not selected (file-name conventions are not in `default`): still checked.
+    ("validators:\n  config:\n    filename_length: {max_size: big}\n", "validators.config.filename_length.max_size", 4),
     # `kpi:` was accepted and never read: KPI settings live under `alerts:`.
     ("kpi:\n  days: 14\n", "kpi.days", 3),
 ]
