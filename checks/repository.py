@@ -105,6 +105,11 @@ def discover(source: FileSource, config: Config) -> list[RuleBundle]:
 _SIGMA_DETECTION = re.compile(rb"^detection:", re.M)
 
 
+def looks_like_rule(raw: bytes) -> bool:
+    """A Sigma detection rule has a top-level `detection:` (cheap: no YAML parse)."""
+    return bool(_SIGMA_DETECTION.search(raw))
+
+
 def outside_globs(source: FileSource, config: Config) -> tuple[list[str], list[str]]:
     """YAML files the `rules` globs leave out (neither excluded on purpose, nor companions, nor under a hidden
     directory such as .github/), and those of them that look like Sigma rules (a top-level `detection:`).
@@ -112,7 +117,7 @@ def outside_globs(source: FileSource, config: Config) -> tuple[list[str], list[s
     stray = [p for p in source.paths()
              if p.endswith((".yml", ".yaml")) and not matches(p, config.rules) and not matches(p, config.exclude)
              and not is_companion(p) and not any(part.startswith(".") for part in p.split("/")[:-1])]
-    return stray, [p for p in stray if source.exists(p) and _SIGMA_DETECTION.search(source.read(p))]
+    return stray, [p for p in stray if source.exists(p) and looks_like_rule(source.read(p))]
 
 
 def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:

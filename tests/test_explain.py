@@ -134,3 +134,30 @@ def test_explain_correlation_scenario_judges_tests_as_the_tests_check_does(tmp_p
     broken = SCENARIO.replace("TargetUserName: b}", "TargetUserName: a}")
     assert main(["explain", rule, write(tmp_path, "r.tests.yml", broken)]) == 1
     assert "expected no_match, but the correlation counted it in group a (3 >= 2)" in capsys.readouterr().out
+
+
+def test_explain_a_tests_directory_each_file_with_its_expectation(tmp_path, capsys):
+    """The `<name>.tests/` layout: one test per file, explained in path order as the tests check reads them."""
+    rule = write(tmp_path, "r.yml", RULE)
+    (tmp_path / "r.tests").mkdir()
+    write(tmp_path, "r.tests/a_good.yml", "expect: match\nevent: {ParentImage: 'x\\winword.exe', Image: c.exe}\n")
+    write(tmp_path, "r.tests/b_bad.json", json.dumps({"expect": "match", "event": {"ParentImage": "x\\excel.exe"}}))
+    assert main(["explain", rule, str(tmp_path / "r.tests")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{tmp_path}/r.tests/a_good.yml:1: a_good: expected match, and the rule matched")
+    assert lines[1].startswith(f"{tmp_path}/r.tests/b_bad.json:1: b_bad: expected match, but the rule did not match")
+    assert len(lines) == 2
+
+
+def test_explain_a_directory_of_bare_events_skips_rules(tmp_path, capsys):
+    rule = write(tmp_path, "r.yml", RULE)
+    write(tmp_path, "other_rule.yml", RULE)
+    write(tmp_path, "ev.yml", "ParentImage: 'C:\\winword.exe'\nImage: 'C:\\chrome.exe'\n")
+    assert main(["explain", rule, str(tmp_path)]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{tmp_path}/ev.yml:1: ev: the rule matched")
+    (tmp_path / "empty").mkdir()
+    assert main(["explain", rule, str(tmp_path / "empty")]) == 2
+    assert "a directory with no event file" in capsys.readouterr().err
+    assert main(["explain", str(tmp_path), rule]) == 2
+    assert "a directory; RULE is one rule file" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """`detbot explain RULE EVENT`: why a rule matches an event or not, for engineers tuning a rule.
 
-EVENT is a YAML or JSON event, one test, a tests file (each test explained, with its expectation), or a
-SigmaHQ JSON export. Exit 0, or 1 when a test in EVENT does not get the outcome it expects, 2 on bad input.
+EVENT is a YAML or JSON event, one test, a tests file (each test explained, with its expectation), a
+SigmaHQ JSON export, or a directory of such files (e.g. the `<name>.tests/` layout; Sigma rules in it are
+skipped). Exit 0, or 1 when a test in EVENT does not get the outcome it expects, 2 on bad input.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from checks.config import CONFIG_PATH, Config, ConfigError, parse_config
 from checks.explain import explain_outcome
 from checks.correlation_runs import counted_events, describe_groups
 from checks.evaluator import evaluate_correlation
+from checks.repository import looks_like_rule
 from checks.rule_runs import CompiledDoc, compile_docs, evaluate_test, when
 from checks.rulefile import parse_rule_file
 from checks.source import LocalSource
@@ -22,7 +24,8 @@ from checks.testevents import TestEvent, load_event_file
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="explain why a rule matches an event or not")
     p.add_argument("rule", help="the Sigma rule file")
-    p.add_argument("event", help="an event (YAML/JSON), a test, a tests file, or a SigmaHQ JSON export")
+    p.add_argument("event", help="an event (YAML/JSON), a test, a tests file, a SigmaHQ JSON export, or a "
+                   "directory of them")
     p.add_argument("--config", default=None,
                    help=f"config file for placeholders (default: the nearest {CONFIG_PATH} above the rule)")
     p.set_defaults(func=main)
@@ -38,10 +41,13 @@ def _find_config(rule: Path) -> Path | None:
 
 def main(args: argparse.Namespace) -> int:
     rule_path, event_path = Path(args.rule), Path(args.event)
-    for p in (rule_path, event_path):
-        if not p.is_file():
-            print(f"detbot: {p}: no such file", file=sys.stderr)
-            return 2
+    if not rule_path.is_file():
+        print(f"detbot: {rule_path}: " + ("a directory; RULE is one rule file" if rule_path.is_dir() else
+                                          "no such file"), file=sys.stderr)
+        return 2
+    if not event_path.exists():
+        print(f"detbot: {event_path}: no such file or directory", file=sys.stderr)
+        return 2
     config = Config()
     config_path = Path(args.config) if args.config else _find_config(rule_path)
     if config_path is not None:
@@ -64,33 +70,63 @@ def main(args: argparse.Namespace) -> int:
         print(f"detbot: {rule_path}: no detection rule to evaluate" + (f" ({errors[0]})" if errors else ""),
               file=sys.stderr)
         return 2
-    loaded = load_event_file(LocalSource(event_path.parent), event_path.name)
-    for f in loaded.findings:
-        print(f"{event_path.parent / f.path}:{f.start_line}: {f.level}: {f.title}: {f.message}", file=sys.stderr)
-    if not loaded.tests:
+    loaded = _load_events(event_path, rule_path)
+    if loaded is None:
+        return 2
+    base, tests, bare = loaded
+    if not tests:
         return 2
     labelled = [(d.label, d.compiled) for d in usable]
-    bare = loaded.bare
     # A correlation's tests are one scenario, judged by the correlation (as the tests check does), not event by
     # event against its base rules.
-    verdicts = None if bare else _correlation_verdicts(rf.docs, usable, loaded.tests, rule_path)
+    judged = [t for t in tests if id(t) not in bare]
+    verdicts = _correlation_verdicts(rf.docs, usable, judged, rule_path) if judged else None
     wrong = 0
-    for t in loaded.tests:
+    for t in tests:
         run = evaluate_test(t, usable)
         for i, evs in enumerate(run.evaluations):
             # A test's own line, unless its events live elsewhere (a SigmaHQ export) or are several.
             several = len(run.evaluations) > 1 or t.events_path != t.path
             line = t.event_lines[i] if several and i < len(t.event_lines) else t.line
-            expect = None if bare or verdicts is not None else t.expect
+            expect = None if id(t) in bare or verdicts is not None else t.expect
             text = explain_outcome(expect, labelled, evs)  # type: ignore[arg-type]
-            print(f"{event_path.parent / t.events_path if t.events_path else event_path}:{line}: {t.name}: {text}")
+            print(f"{base / (t.events_path or t.path)}:{line}: {t.name}: {text}")
+        if id(t) in bare:
+            continue
         if verdicts is not None:
             ok, text = verdicts[id(t)]
-            print(f"{event_path.parent / t.path if t.path else event_path}:{t.line}: {t.name}: {text}")
+            print(f"{base / t.path}:{t.line}: {t.name}: {text}")
             wrong += not ok
-        elif not bare and not run.passed:
+        elif not run.passed:
             wrong += 1
     return 1 if wrong else 0
+
+
+def _load_events(event_path: Path, rule_path: Path) -> tuple[Path, list[TestEvent], set[int]] | None:
+    """The tests in EVENT (a file, or every event file under a directory, in path order, as the tests check
+    reads a `<name>.tests/` directory), the directory their paths are relative to, and the ids of the bare
+    events (no expectation to judge). Problems go to stderr; None when the directory holds no event file."""
+    if event_path.is_dir():
+        source = LocalSource(event_path)
+        files = [p for p in source.paths() if p.endswith((".yml", ".yaml", ".json"))
+                 and (event_path / p).resolve() != rule_path.resolve() and not looks_like_rule(source.read(p))]
+        if not files:
+            print(f"detbot: {event_path}: a directory with no event file (.yml, .yaml or .json other than Sigma "
+                  "rules)", file=sys.stderr)
+            return None
+        base = event_path
+    else:
+        source, base, files = LocalSource(event_path.parent), event_path.parent, [event_path.name]
+    tests: list[TestEvent] = []
+    bare: set[int] = set()
+    for name in files:
+        loaded = load_event_file(source, name)
+        for f in loaded.findings:
+            print(f"{base / f.path}:{f.start_line}: {f.level}: {f.title}: {f.message}", file=sys.stderr)
+        tests += loaded.tests
+        if loaded.bare:
+            bare.update(id(t) for t in loaded.tests)
+    return base, tests, bare
 
 
 def _correlation_verdicts(docs: list, usable: list[CompiledDoc], tests: list[TestEvent],
