@@ -109,7 +109,8 @@ def _load_events(event_path: Path, rule_path: Path) -> tuple[Path, list[TestEven
     if event_path.is_dir():
         source = LocalSource(event_path)
         files = [p for p in source.paths() if p.endswith((".yml", ".yaml", ".json"))
-                 and (event_path / p).resolve() != rule_path.resolve() and not looks_like_rule(source.read(p))]
+                 and (event_path / p).resolve() != rule_path.resolve() and source.exists(p)
+                 and not looks_like_rule(source.read(p))]
         if not files:
             print(f"detbot: {event_path}: a directory with no event file (.yml, .yaml or .json other than Sigma "
                   "rules)", file=sys.stderr)
