@@ -79,7 +79,8 @@ def timestamp(value: Any) -> datetime:
         raise ValueError("missing timestamp")
     if isinstance(value, str):
         text = value.strip()
-        if text[:1].isdigit() and _NUMBER.fullmatch(text):
+        # `YYYY-` is ISO 8601 and never a number: most exports skip the regular expression.
+        if text[4:5] != "-" and text[:1].isdigit() and _NUMBER.fullmatch(text):
             value = float(text)
         else:
             try:
