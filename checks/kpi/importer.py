@@ -76,19 +76,19 @@ class AlertReader:
         self.on_error(RowError(line, message))
 
     def row(self, line: int, v: list[Any], record: dict | None) -> Row | None:
-        """A store row from one record's values, in the order of FIELD_ORDER."""
+        """A store row from one record's values, in the order of FIELD_ORDER; the first five (the texts) stripped
+        already, or None."""
         alert_id, source, rule_id, platform, title, created_raw, closed_raw, stage_raw, verdict_raw, status_raw = v
         c = self._cols
         try:
-            alert_id = _text(alert_id)
             if not alert_id:
                 raise ValueError(f"no alert id (column {c['alert_id']!r})")
-            platform = _text(platform)
-            rule_id = _text(rule_id) or self.rule_map.sigma_id(platform, record)
+            platform = platform or ""
+            rule_id = rule_id or self.rule_map.sigma_id(platform, record)
             if not rule_id:
                 raise ValueError(f"no rule id (column {c['rule_id']!r})" +
                                  (f", and platform rule {platform!r} is not mapped" if platform else ""))
-            source = _text(source) or self.settings.source
+            source = source or self.settings.source
             if not source:
                 raise ValueError(f"no source (column {c['source']!r}, or alerts.import.source)")
             created = timestamp(created_raw)
@@ -101,7 +101,7 @@ class AlertReader:
                 stage, verdict = self._status(status_raw)
                 if verdict_raw not in (None, ""):
                     verdict = self._verdict(verdict_raw)
-            return (source, alert_id, rule_id, platform, _text(title), created, closed, stage, verdict)
+            return (source, alert_id, rule_id, platform, title or "", created, closed, stage, verdict)
         except ValueError as e:
             self._fail(line, str(e))
             return None
@@ -145,6 +145,7 @@ class AlertReader:
             if len(row) != len(header):
                 self._fail(line, f"{len(row)} fields where the header has {len(header)}")
                 continue
+            row = list(map(str.strip, row))  # every field is read stripped; in C here
             row.append(None)
             r = self.row(line, values(row), None)
             if r is not None:
@@ -170,7 +171,9 @@ class AlertReader:
                 if not isinstance(record, dict):
                     self._fail(number, "not a JSON object")
                     continue
-                r = self.row(number, [record[p] if p in record else get_path(record, p) for p in paths], record)
+                v = [record[p] if p in record else get_path(record, p) for p in paths]
+                v[:5] = map(_text, v[:5])
+                r = self.row(number, v, record)
                 if r is not None:
                     yield r
 

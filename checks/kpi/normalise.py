@@ -73,14 +73,20 @@ def verdict_of(value: Any) -> str | None:
 
 def timestamp(value: Any) -> datetime:
     """ISO 8601 (naive means UTC), or seconds / milliseconds since the epoch."""
+    if value.__class__ is str and value[4:5] == "-":  # the usual export: ISO 8601, straight to the parser
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # perhaps blanks around it: the general path below says what is wrong
+        else:
+            return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, bool) or value is None or value == "":
         raise ValueError("missing timestamp")
     if isinstance(value, str):
         text = value.strip()
-        # `YYYY-` is ISO 8601 and never a number: most exports skip the regular expression.
-        if text[4:5] != "-" and text[:1].isdigit() and _NUMBER.fullmatch(text):
+        if text[:1].isdigit() and _NUMBER.fullmatch(text):
             value = float(text)
         else:
             try:

@@ -6,6 +6,7 @@ millions of rows importable in seconds. `?schema=name` in the URL selects (and c
 from __future__ import annotations
 
 import re
+from operator import attrgetter, itemgetter
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -15,6 +16,7 @@ import asyncpg
 from .store import Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CREATED, _DAYS = itemgetter(5), attrgetter("days")
 # Must agree with store.bucket_of (see the SQLite store).
 BUCKET_SQL = ("CASE WHEN a.stage <> 'closed' THEN 0 WHEN a.verdict = 'false_positive' THEN 2 "
               "WHEN a.verdict = 'benign_positive' THEN 3 ELSE 1 END")
@@ -207,7 +209,7 @@ class _Writer(BatchWriter):
                     verdict = excluded.verdict""")
             await conn.execute("TRUNCATE detbot_stage")  # the next batch of this transaction stages afresh
         self.store._fresh = not old
-        self._count(rows, [(r[5] - EPOCH).days for r in rows])
+        self._count(rows, map(_DAYS, map(EPOCH.__rsub__, map(_CREATED, rows))))  # whole UTC days since 1970
         return old
 
     async def _commit(self, rollup: list[tuple], rules: list[tuple[str, str, str]]) -> None:

@@ -13,6 +13,7 @@ import functools
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import date, datetime, timedelta, timezone
 
 STAGES = ("open", "in_progress", "closed")
@@ -129,6 +130,8 @@ STATUS_BUCKET = {(s, v): BUCKET_CODE[bucket_of(s, v)] for s in STAGES for v in (
 # Rows written in one transaction before it commits (file imports): the rollup of all of them is written once,
 # at the commit, and an interrupted import keeps everything committed before, consistently.
 COMMIT_ROWS = 1_000_000
+_KEY, _RULE, _PLATFORM, _TITLE, _STATUS = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(4), itemgetter(7, 8)
+_RULE_PLATFORM, _RULE_TITLE = itemgetter(2, 3), itemgetter(2, 4)
 
 
 def alert_row(a: Alert) -> Row:
@@ -138,7 +141,7 @@ def alert_row(a: Alert) -> Row:
 
 def dedupe(rows: list[Row]) -> list[Row]:
     """The last row of each (source, alert_id) wins, as a re-import would."""
-    latest = {r[:2]: r for r in rows}
+    latest = dict(zip(map(_KEY, rows), rows))
     return rows if len(latest) == len(rows) else list(latest.values())
 
 
@@ -165,9 +168,11 @@ class BatchWriter(abc.ABC):
 
     def _count(self, rows: list[Row], days: Iterable[int]) -> None:
         """Count new rows into the rollup; `days` are their creation days, as the store numbers them."""
-        self._cells.update(zip([r[2] for r in rows], days, [STATUS_BUCKET[r[7], r[8]] for r in rows]))
-        self._titles.update({r[2]: r[4] for r in rows if r[4]})
-        self._platform_ids.update({r[2]: r[3] for r in rows if r[3]})
+        # map/filter/zip over itemgetters: the loops run in C, which at millions of rows is seconds saved.
+        buckets = map(STATUS_BUCKET.__getitem__, map(_STATUS, rows))
+        self._cells.update(zip(map(_RULE, rows), days, buckets))
+        self._titles.update(map(_RULE_TITLE, filter(_TITLE, rows)))
+        self._platform_ids.update(map(_RULE_PLATFORM, filter(_PLATFORM, rows)))
 
     def rollup(self) -> list[tuple[str, int, int, int, int, int]]:
         """(rule_id, day, n_open, n_closed, n_rejected, n_benign) to add, in one order (concurrent writers take
