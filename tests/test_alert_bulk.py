@@ -47,10 +47,10 @@ async def test_many_batches_per_transaction_keep_the_rollup_exact(store_url):
     first = random_alerts(1, 700, 300)
     again = random_alerts(2, 500, 400)
     async with await open_store(store_url) as store:
-        res = await store.upsert_rows(batches(first, 64), commit_rows=200)
+        res = await store.upsert_rows(batches(first, 64), commit_rows=200, batch_rows=64)
         final = {a.alert_id: a for a in first}
         assert res.inserted == await store.count() == len(final)
-        res = await store.upsert_rows(batches(again, 64), commit_rows=10_000)   # one transaction
+        res = await store.upsert_rows(batches(again, 64), commit_rows=10_000, batch_rows=64)  # one transaction
         final.update({a.alert_id: a for a in again})
         assert await store.count() == len(final)
         assert await rollup(store) == Counter((a.rule_id, a.created_at.date(), a.bucket) for a in final.values())
@@ -66,9 +66,9 @@ async def test_reimporting_the_same_rows_updates_and_changes_nothing(store_url):
     final = {a.alert_id: a for a in random_alerts(3, 600, 10_000)}
     alerts = list(final.values())
     async with await open_store(store_url) as store:
-        await store.upsert_rows(batches(alerts, 100), commit_rows=250)
+        await store.upsert_rows(batches(alerts, 100), commit_rows=250, batch_rows=100)
         before = await rollup(store)
-        res = await store.upsert_rows(batches(alerts, 100), commit_rows=250)
+        res = await store.upsert_rows(batches(alerts, 100), commit_rows=250, batch_rows=100)
         assert (res.inserted, res.updated) == (0, len(final))
         assert await store.count() == len(final)
         assert await rollup(store) == before
@@ -92,12 +92,12 @@ async def test_interrupted_import_keeps_what_was_committed_consistently(store_ur
 
     async with await open_store(store_url) as store:
         with pytest.raises(Boom):
-            await store.upsert_rows(failing(), commit_rows=300)
+            await store.upsert_rows(failing(), commit_rows=300, batch_rows=100)
         # batches 1-3 were committed (300 rows); 4 and 5 were in the open transaction and are gone
         assert await store.count() == 300
         assert await rollup(store) == Counter((a.rule_id, a.created_at.date(), "rejected") for a in alerts[:300])
         # the store is usable again, and importing the whole file completes it
-        res = await store.upsert_rows(rows, commit_rows=300)
+        res = await store.upsert_rows(rows, commit_rows=300, batch_rows=100)
         assert (res.inserted, res.updated) == (700, 300)
         assert await rollup(store) == Counter((a.rule_id, a.created_at.date(), "rejected") for a in alerts)
 
@@ -107,7 +107,7 @@ async def test_failing_write_rolls_back_and_leaves_the_store_usable(store_url):
     async with await open_store(store_url) as store:
         bad_row = ("s", "x", "r1", "", "", "not a datetime", None, "open", None)
         with pytest.raises(Exception):
-            await store.upsert_rows([[alert_row(a) for a in good], [bad_row]], commit_rows=1000)
+            await store.upsert_rows([[alert_row(a) for a in good], [bad_row]], batch_rows=10)
         assert await store.count() == 0
         assert await store.daily(["r1"], FIRST, LAST) == {}
         await store.upsert_many(good)
@@ -211,3 +211,15 @@ async def test_file_import_into_both_stores_then_again_with_changes(tmp_path, st
 def test_status_bucket_table_agrees_with_bucket_of():
     from checks.kpi.store import BUCKET_CODE, STATUS_BUCKET
     assert all(STATUS_BUCKET[s, v] == BUCKET_CODE[bucket_of(s, v)] for s in STAGES for v in (None, *VERDICTS))
+
+
+async def test_jsonl_byte_order_mark_and_a_line_not_utf8(tmp_path):
+    row = '{{"alert_id": "{}", "rule_id": "r1", "created_at": "2026-03-02T10:00:00Z", "status": "open"}}\n'
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + row.format("k1").encode() + row.format("k2").encode().replace(b"k2", b"k\xff")
+                     + row.format("k3").encode())
+    errors: list[RowError] = []
+    async with await open_store(f"sqlite:///{tmp_path}/a.db") as store:
+        report = await import_file(store, str(path), ImportSettings(), RuleMap(), on_error=errors.append)
+        assert [(e.line, e.message[:9]) for e in errors] == [(2, "not JSON:")]
+        assert report.imported == 2 and await store.get("file", "k1") is not None

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from .normalise import get_path, stage_of, status_of, timestamp, verdict_of
 from .settings import ImportSettings, RuleMap
-from .store import AlertStore, Row, UpsertResult
+from .store import CHUNK_ROWS, AlertStore, Row, UpsertResult
 
 FORMATS = ("csv", "jsonl")
 MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
@@ -153,9 +153,17 @@ class AlertReader:
 
     def jsonl_rows(self, blocks: Iterable[bytes]) -> Iterator[Row]:
         paths = [self._cols[f] for f in FIELD_ORDER]
+        flat = not any("." in p for p in paths)  # then a field is one dict lookup, not get_path's search
+        decode = json.JSONDecoder().decode       # what json.loads does with text, minus its checks
         number = 0
         for block in blocks:
-            lines = block.split(b"\n")
+            try:
+                lines: list[Any] = block.decode("utf-8").split("\n")
+                parse: Callable[[Any], Any] = decode
+                if number == 0 and lines[0].startswith("\ufeff"):
+                    lines[0] = lines[0][1:]
+            except UnicodeDecodeError:  # some line is not UTF-8: json.loads of each line says which
+                lines, parse = block.split(b"\n"), json.loads
             if not lines[-1]:
                 lines.pop()  # after the block's last newline
             for raw in lines:
@@ -164,14 +172,14 @@ class AlertReader:
                     continue
                 self.rows += 1
                 try:
-                    record = json.loads(raw)
+                    record = parse(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     self._fail(number, f"not JSON: {e}")
                     continue
                 if not isinstance(record, dict):
                     self._fail(number, "not a JSON object")
                     continue
-                v = [record[p] if p in record else get_path(record, p) for p in paths]
+                v = [record.get(p) for p in paths] if flat else [get_path(record, p) for p in paths]
                 v[:5] = map(_text, v[:5])
                 r = self.row(number, v, record)
                 if r is not None:
@@ -274,7 +282,7 @@ async def import_file(store: AlertStore, path: str, settings: ImportSettings, ru
         total = os.fstat(f.fileno()).st_size
         blocks = _blocks(f, progress, total)
         rows = reader.csv_rows(blocks) if fmt == "csv" else reader.jsonl_rows(blocks)
-        report.result = await store.upsert_rows(_batched(rows, batch_size))
+        report.result = await store.upsert_rows(_batched(rows, CHUNK_ROWS), batch_rows=batch_size)
         if progress is not None:
             progress(total, total)
     report.rows, report.errors = reader.rows, reader.errors

@@ -74,7 +74,7 @@ def split_url(url: str) -> tuple[str, str | None]:
 
 
 class PostgresStore(AlertStore):
-    parse_ahead = True  # the server writes while this process parses
+    overlap_writes = True  # the server writes while this process parses
 
     def __init__(self, pool: asyncpg.Pool, url: str, schema: str | None) -> None:
         self.pool, self.url, self.schema = pool, url, schema

@@ -130,6 +130,8 @@ STATUS_BUCKET = {(s, v): BUCKET_CODE[bucket_of(s, v)] for s in STAGES for v in (
 # Rows written in one transaction before it commits (file imports): the rollup of all of them is written once,
 # at the commit, and an interrupted import keeps everything committed before, consistently.
 COMMIT_ROWS = 1_000_000
+BATCH_ROWS = 50_000  # rows per write: enough for COPY and executemany to run at full speed
+CHUNK_ROWS = 2_000   # rows a source hands over at a time (see AlertStore.overlap_writes)
 _KEY, _RULE, _PLATFORM, _TITLE, _STATUS = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(4), itemgetter(7, 8)
 _RULE_PLATFORM, _RULE_TITLE = itemgetter(2, 3), itemgetter(2, 4)
 
@@ -244,61 +246,67 @@ class AlertStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    # Whether the next batch is best parsed on another thread while the database writes this one. Not for a store
-    # whose writes run Python on a thread of this process: parser and writer would only fight over the GIL.
-    parse_ahead = False
+    # Whether the source may go on being read while a batch is written. Yes when the database works in another
+    # process (the source then yields to the event loop between chunks, and the write moves on); no when the
+    # writes run on a thread of this process, where source and writer would only fight over the GIL.
+    overlap_writes = False
 
     @abc.abstractmethod
     async def _begin(self) -> BatchWriter:
         """Open a write transaction."""
 
-    async def upsert_rows(self, batches: Iterable[list[Row]] | AsyncIterable[list[Row]],
-                          commit_rows: int = COMMIT_ROWS) -> UpsertResult:
-        """Write batches of rows, committing each time `commit_rows` rows have been written since the last commit
-        (0: after every batch) and at the end. When the source or a write fails, the open transaction is rolled
-        back: what was committed before stays, with its rollup, and importing again completes it."""
+    async def upsert_rows(self, chunks: Iterable[list[Row]] | AsyncIterable[list[Row]],
+                          commit_rows: int = COMMIT_ROWS, batch_rows: int = BATCH_ROWS) -> UpsertResult:
+        """Write chunks of rows, in batches of `batch_rows`, committing each time `commit_rows` rows have been
+        written since the last commit (0: after every batch) and at the end. When the source or a write fails,
+        the open transaction is rolled back: what was committed before stays, with its rollup, and importing
+        again completes it."""
         total = UpsertResult()
-        async with self._write_lock, contextlib.aclosing(self._ahead(batches)) as source:
+
+        async def step(writer: BatchWriter, rows: list[Row]) -> BatchWriter | None:
+            """Write one batch; the writer while its transaction stays open, None once committed."""
+            await writer.write(rows)
+            if writer.rows < commit_rows:
+                return writer
+            total.__iadd__(await writer.commit())
+            return None
+
+        async with self._write_lock, contextlib.aclosing(_each(chunks)) as source:
             writer: BatchWriter | None = None
+            pending: asyncio.Future[BatchWriter | None] | None = None
+            batch: list[Row] = []
             try:
-                async for batch in source:
-                    if not batch:
-                        continue
-                    writer = writer or await self._begin()
-                    await writer.write(batch)
-                    if writer.rows >= commit_rows:
-                        total += await writer.commit()
-                        writer = None
+                async for chunk in source:
+                    batch += chunk
+                    if batch and len(batch) >= batch_rows:
+                        if pending is not None:
+                            writer, pending = await pending, None
+                        pending = asyncio.ensure_future(step(writer or await self._begin(), batch))
+                        batch = []
+                        if not self.overlap_writes:
+                            writer, pending = await pending, None
+                    elif pending is not None:
+                        await asyncio.sleep(0)  # the write in flight sends on while the source is read
+                if pending is not None:
+                    writer, pending = await pending, None
+                if batch:
+                    writer = await step(writer or await self._begin(), batch)
                 if writer is not None:
                     total += await writer.commit()
                     writer = None
             finally:
+                if pending is not None:  # a failure while a batch was in flight: let it end, then roll back
+                    try:
+                        writer = await pending
+                    except BaseException:
+                        pass
                 if writer is not None:
                     await writer.abort()
         return total
 
-    async def _ahead(self, batches: Iterable[list[Row]] | AsyncIterable[list[Row]]) -> AsyncIterator[list[Row]]:
-        if isinstance(batches, AsyncIterable):
-            async for batch in batches:
-                yield batch
-            return
-        it = iter(batches)
-        if not self.parse_ahead:
-            for batch in it:
-                yield batch
-            return
-        loop = asyncio.get_running_loop()
-        ahead = loop.run_in_executor(None, next, it, None)
-        try:
-            while (batch := await ahead) is not None:
-                ahead = loop.run_in_executor(None, next, it, None)
-                yield batch
-        finally:  # never leave the source running on its thread
-            await asyncio.gather(ahead, return_exceptions=True)
-
     async def upsert_many(self, alerts: Iterable[Alert]) -> UpsertResult:
         """Insert or update these alerts (keyed by source and alert_id) in one transaction."""
-        return await self.upsert_rows([[alert_row(a) for a in alerts]], commit_rows=0)
+        return await self.upsert_rows([[alert_row(a) for a in alerts]], commit_rows=0, batch_rows=0)
 
     async def upsert_stream(self, alerts: Iterable[Alert] | AsyncIterable[Alert],
                             batch_size: int = 20_000) -> UpsertResult:
@@ -306,8 +314,8 @@ class AlertStore(abc.ABC):
         commits every batch, so no transaction stays open while it waits; a local one commits every
         COMMIT_ROWS."""
         if isinstance(alerts, AsyncIterable):
-            return await self.upsert_rows(_abatches(alerts, batch_size), commit_rows=0)
-        return await self.upsert_rows(_batches(alerts, batch_size))
+            return await self.upsert_rows(_abatches(alerts, CHUNK_ROWS), commit_rows=0, batch_rows=batch_size)
+        return await self.upsert_rows(_batches(alerts, CHUNK_ROWS), batch_rows=batch_size)
 
     async def kpis(self, rule_ids: Sequence[str], window_days: int = 30, now: datetime | None = None,
                    **options):
@@ -320,6 +328,15 @@ class AlertStore(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _each(chunks: Iterable[list[Row]] | AsyncIterable[list[Row]]) -> AsyncIterator[list[Row]]:
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
 
 
 def _batches(alerts: Iterable[Alert], size: int) -> Iterator[list[Row]]:
