@@ -2,6 +2,7 @@
 against real SQLite and real PostgreSQL."""
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections import Counter
@@ -223,3 +224,17 @@ async def test_jsonl_byte_order_mark_and_a_line_not_utf8(tmp_path):
         report = await import_file(store, str(path), ImportSettings(), RuleMap(), on_error=errors.append)
         assert [(e.line, e.message[:9]) for e in errors] == [(2, "not JSON:")]
         assert report.imported == 2 and await store.get("file", "k1") is not None
+
+
+async def test_jsonl_status_of_any_json_type_is_read_or_reported(tmp_path):
+    lines = [{"alert_id": "x1", "rule_id": "r1", "created_at": 1772400000, "status": ["open"]},
+             {"alert_id": "x2", "rule_id": "r1", "created_at": 1772400000, "status": {"name": "open"}},
+             {"alert_id": "x3", "rule_id": "r1", "created_at": 1772400000, "stage": "Closed", "verdict": None},
+             {"alert_id": "x4", "rule_id": "r1", "created_at": 1772400000, "stage": "closed", "verdict": 7}]
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    errors: list[RowError] = []
+    async with await open_store(f"sqlite:///{tmp_path}/a.db") as store:
+        report = await import_file(store, str(path), ImportSettings(), RuleMap(), on_error=errors.append)
+        assert [(e.line, e.message.split(" ")[0]) for e in errors] == [(1, "unknown"), (2, "unknown"), (4, "unknown")]
+        assert report.imported == 1 and (await store.get("file", "x3")).stage == "closed"

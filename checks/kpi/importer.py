@@ -11,21 +11,20 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .normalise import get_path, stage_of, status_of, timestamp, verdict_of
 from .settings import ImportSettings, RuleMap
-from .store import CHUNK_ROWS, AlertStore, Row, UpsertResult
+from .store import CHUNK_ROWS, AlertStore, Row, UpsertResult, chunked
 
 FORMATS = ("csv", "jsonl")
 MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
 BLOCK = 1 << 18      # bytes read at a time (whole lines of them are parsed; progress moves block by block)
 MEMO_SIZE = 1024     # distinct spellings of statuses remembered per import
-# The record's fields in the order AlertReader.alert takes them.
+# The record's fields in the order AlertReader.row takes them.
 FIELD_ORDER = ("alert_id", "source", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
                "stage", "verdict", "status")
 
@@ -179,7 +178,7 @@ class AlertReader:
                 if not isinstance(record, dict):
                     self._fail(number, "not a JSON object")
                     continue
-                v = [record.get(p) for p in paths] if flat else [get_path(record, p) for p in paths]
+                v = list(map(record.get, paths)) if flat else [get_path(record, p) for p in paths]
                 v[:5] = map(_text, v[:5])
                 r = self.row(number, v, record)
                 if r is not None:
@@ -202,15 +201,14 @@ class _Memo(dict):
         self.fn = fn
 
     def __call__(self, value: Any) -> Any:
-        if value.__class__ is not str:
-            return self.fn(value)
         try:
             return self[value]
-        except KeyError:
-            result = self.fn(value)  # raises ValueError on an unknown word: never remembered
-            if len(self) < MEMO_SIZE:
-                self[value] = result
-            return result
+        except (KeyError, TypeError):  # not seen yet, or not hashable (a JSON list or object)
+            pass
+        result = self.fn(value)  # raises ValueError on an unknown word: never remembered
+        if value.__class__ is str and len(self) < MEMO_SIZE:
+            self[value] = result
+        return result
 
 
 def _blocks(f: BinaryIO, progress: Callable[[int, int], None] | None, total: int) -> Iterator[bytes]:
@@ -260,11 +258,6 @@ class _TextLines:
                 yield raw.decode("utf-8", "surrogateescape")
 
 
-def _batched(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
-    while batch := list(islice(rows, size)):
-        yield batch
-
-
 async def import_file(store: AlertStore, path: str, settings: ImportSettings, rule_map: RuleMap,
                       fmt: str | None = None, on_error: Callable[[RowError], None] = lambda e: None,
                       progress: Callable[[int, int], None] | None = None, batch_size: int = 50_000) -> ImportReport:
@@ -282,7 +275,7 @@ async def import_file(store: AlertStore, path: str, settings: ImportSettings, ru
         total = os.fstat(f.fileno()).st_size
         blocks = _blocks(f, progress, total)
         rows = reader.csv_rows(blocks) if fmt == "csv" else reader.jsonl_rows(blocks)
-        report.result = await store.upsert_rows(_batched(rows, CHUNK_ROWS), batch_rows=batch_size)
+        report.result = await store.upsert_rows(chunked(rows, CHUNK_ROWS), batch_rows=batch_size)
         if progress is not None:
             progress(total, total)
     report.rows, report.errors = reader.rows, reader.errors

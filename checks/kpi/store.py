@@ -13,8 +13,9 @@ import functools
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from datetime import date, datetime, timedelta, timezone
+from itertools import islice
+from operator import itemgetter
 
 STAGES = ("open", "in_progress", "closed")
 VERDICTS = ("true_positive", "benign_positive", "false_positive", "undetermined")
@@ -315,7 +316,7 @@ class AlertStore(abc.ABC):
         COMMIT_ROWS."""
         if isinstance(alerts, AsyncIterable):
             return await self.upsert_rows(_abatches(alerts, CHUNK_ROWS), commit_rows=0, batch_rows=batch_size)
-        return await self.upsert_rows(_batches(alerts, CHUNK_ROWS), batch_rows=batch_size)
+        return await self.upsert_rows(chunked(map(alert_row, alerts), CHUNK_ROWS), batch_rows=batch_size)
 
     async def kpis(self, rule_ids: Sequence[str], window_days: int = 30, now: datetime | None = None,
                    **options):
@@ -339,15 +340,10 @@ async def _each(chunks: Iterable[list[Row]] | AsyncIterable[list[Row]]) -> Async
             yield chunk
 
 
-def _batches(alerts: Iterable[Alert], size: int) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for a in alerts:
-        batch.append(alert_row(a))
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def chunked(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 async def _abatches(alerts: AsyncIterable[Alert], size: int) -> AsyncIterator[list[Row]]:
