@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from operator import attrgetter, itemgetter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 

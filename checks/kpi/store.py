@@ -133,8 +133,8 @@ STATUS_BUCKET = {(s, v): BUCKET_CODE[bucket_of(s, v)] for s in STAGES for v in (
 COMMIT_ROWS = 1_000_000
 BATCH_ROWS = 50_000  # rows per write: enough for COPY and executemany to run at full speed
 CHUNK_ROWS = 2_000   # rows a source hands over at a time (see AlertStore.overlap_writes)
-_KEY, _RULE, _PLATFORM, _TITLE, _STATUS = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(4), itemgetter(7, 8)
-_RULE_PLATFORM, _RULE_TITLE = itemgetter(2, 3), itemgetter(2, 4)
+_KEY, _RULE, _PLATFORM, _TITLE = itemgetter(0, 1), itemgetter(2), itemgetter(3), itemgetter(4)
+_STATUS, _RULE_PLATFORM, _RULE_TITLE = itemgetter(7, 8), itemgetter(2, 3), itemgetter(2, 4)
 
 
 def alert_row(a: Alert) -> Row:
