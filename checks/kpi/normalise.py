@@ -73,6 +73,13 @@ def verdict_of(value: Any) -> str | None:
 
 def timestamp(value: Any) -> datetime:
     """ISO 8601 (naive means UTC), or seconds / milliseconds since the epoch."""
+    if value.__class__ is str and value[4:5] == "-":  # the usual export: ISO 8601, straight to the parser
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # perhaps blanks around it: the general path below says what is wrong
+        else:
+            return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, bool) or value is None or value == "":

@@ -6,16 +6,17 @@ millions of rows importable in seconds. `?schema=name` in the URL selects (and c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from datetime import date
+from operator import attrgetter, itemgetter
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .store import (Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, day_of, dedupe,
-                    rollup_delta, rule_infos)
+from .store import Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError
 
-BUCKET_CODE = {"open": 0, "closed": 1, "rejected": 2, "benign": 3}
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CREATED, _DAYS = itemgetter(5), attrgetter("days")
 # Must agree with store.bucket_of (see the SQLite store).
 BUCKET_SQL = ("CASE WHEN a.stage <> 'closed' THEN 0 WHEN a.verdict = 'false_positive' THEN 2 "
               "WHEN a.verdict = 'benign_positive' THEN 3 ELSE 1 END")
@@ -55,8 +56,8 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-_STAGE_COLUMNS = ["source", "alert_id", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
-                  "stage", "verdict", "day", "bucket"]
+_COLUMN_LIST = ["source", "alert_id", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
+                "stage", "verdict"]
 _COLUMNS = "source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -72,12 +73,9 @@ def split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
 
-def _row(a: Alert) -> tuple:
-    return (a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, a.created_at, a.closed_at,
-            a.stage, a.verdict, day_of(a.created_at), BUCKET_CODE[a.bucket])
-
-
 class PostgresStore(AlertStore):
+    overlap_writes = True  # the server writes while this process parses
+
     def __init__(self, pool: asyncpg.Pool, url: str, schema: str | None) -> None:
         self.pool, self.url, self.schema = pool, url, schema
         self._fresh = True  # whether the last batch held only new alerts (then the next one likely does too)
@@ -109,8 +107,7 @@ class PostgresStore(AlertStore):
     async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("""CREATE TEMP TABLE IF NOT EXISTS detbot_stage (
             source TEXT, alert_id TEXT, rule_id TEXT, platform_rule_id TEXT, rule_title TEXT,
-            created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, stage TEXT, verdict TEXT, day DATE, bucket SMALLINT
-            ) ON COMMIT DELETE ROWS""")
+            created_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, stage TEXT, verdict TEXT) ON COMMIT DELETE ROWS""")
 
     async def _migrate(self, target: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -125,52 +122,17 @@ class PostgresStore(AlertStore):
                     await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version + 1)
 
-    async def upsert_many(self, alerts: Iterable[Alert]) -> UpsertResult:
-        rows = [_row(a) for a in dedupe(alerts)]
-        if not rows:
-            return UpsertResult()
-        async with self.pool.acquire() as conn, conn.transaction():
-            # A crash loses at most the last batches, which the next import or sync writes again.
+    async def _begin(self) -> BatchWriter:
+        conn = await self.pool.acquire()
+        try:
+            tr = conn.transaction()
+            await tr.start()
+            # A crash loses at most the last transactions, which the next import or sync writes again.
             await conn.execute("SET LOCAL synchronous_commit TO off")
-            await conn.copy_records_to_table("detbot_stage", records=rows, columns=_STAGE_COLUMNS)
-            old: list | None = None
-            if self._fresh:
-                # Bulk imports are mostly new alerts: a plain insert, undone (savepoint) when one is already stored.
-                try:
-                    async with conn.transaction():
-                        await conn.execute(f"INSERT INTO alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM detbot_stage")
-                    old = []
-                except asyncpg.UniqueViolationError:
-                    pass
-            if old is None:
-                # The previous state of alerts already stored leaves the rollup before they are overwritten.
-                old = await conn.fetch(f"""
-                    SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date, {BUCKET_SQL}
-                    FROM detbot_stage s JOIN alerts a USING (source, alert_id)""")
-                await conn.execute(f"""
-                    INSERT INTO alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM detbot_stage
-                    ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
-                        platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
-                        created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
-                        verdict = excluded.verdict""")
-            self._fresh = not old
-            # One statement over arrays: per-row executemany costs more than all the rest of the batch.
-            delta = rollup_delta(((r[2], r[9], r[10]) for r in rows), (tuple(r) for r in old))
-            delta.sort(key=lambda d: (d[0], d[1]))  # one lock order, so concurrent imports cannot deadlock
-            await conn.execute(f"""
-                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
-                SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[], $6::int[])
-                {_ADD}""", *(list(col) for col in zip(*delta)) if delta else ([],) * 6)
-            infos = sorted(rule_infos(rows))
-            await conn.execute("""
-                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                ON CONFLICT (rule_id) DO UPDATE SET
-                    rule_title = COALESCE(NULLIF(excluded.rule_title, ''), alert_rules.rule_title),
-                    platform_rule_id = COALESCE(NULLIF(excluded.platform_rule_id, ''),
-                                                alert_rules.platform_rule_id)""",
-                *(list(col) for col in zip(*infos)))
-        return UpsertResult(inserted=len(rows) - len(old), updated=len(old))
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        return _Writer(self, conn, tr)
 
     async def daily(self, rule_ids: Sequence[str], first: date, last: date) -> dict[str, dict[date, DayCounts]]:
         rows = await self.pool.fetch("""
@@ -211,3 +173,73 @@ class PostgresStore(AlertStore):
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+class _Writer(BatchWriter):
+    """One transaction on one pooled connection, held from the first batch to the commit."""
+
+    def __init__(self, store: PostgresStore, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction) -> None:
+        super().__init__()
+        self.store, self.tr = store, tr
+        self.conn: asyncpg.Connection | None = conn
+
+    async def _write(self, rows: list[Row]) -> list[tuple]:
+        conn, old = self.conn, None
+        assert conn is not None
+        if self.store._fresh:
+            # Bulk imports are mostly new alerts: COPY straight into the table, undone (savepoint) when one of them
+            # is already stored.
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table("alerts", records=rows, columns=_COLUMN_LIST)
+                old = []
+            except asyncpg.UniqueViolationError:
+                pass
+        if old is None:
+            await conn.copy_records_to_table("detbot_stage", records=rows, columns=_COLUMN_LIST)
+            # The previous state of alerts already stored leaves the rollup before they are overwritten.
+            old = [tuple(r) for r in await conn.fetch(f"""
+                SELECT a.rule_id, (a.created_at AT TIME ZONE 'UTC')::date - DATE '1970-01-01', {BUCKET_SQL}
+                FROM detbot_stage s JOIN alerts a USING (source, alert_id)""")]
+            await conn.execute(f"""
+                INSERT INTO alerts ({_COLUMNS}) SELECT {_COLUMNS} FROM detbot_stage
+                ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
+                    platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
+                    created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
+                    verdict = excluded.verdict""")
+            await conn.execute("TRUNCATE detbot_stage")  # the next batch of this transaction stages afresh
+        self.store._fresh = not old
+        self._count(rows, map(_DAYS, map(EPOCH.__rsub__, map(_CREATED, rows))))  # whole UTC days since 1970
+        return old
+
+    async def _commit(self, rollup: list[tuple], rules: list[tuple[str, str, str]]) -> None:
+        conn = self.conn
+        assert conn is not None
+        # One statement over arrays: per-row executemany costs more than all the rest.
+        await conn.execute(f"""
+            INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign)
+            SELECT r, DATE '1970-01-01' + d, o, c, rj, b
+            FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[]) AS u(r, d, o, c, rj, b)
+            {_ADD}""", *(list(col) for col in zip(*rollup)) if rollup else ([],) * 6)
+        await conn.execute("""
+            INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+            ON CONFLICT (rule_id) DO UPDATE SET
+                rule_title = COALESCE(NULLIF(excluded.rule_title, ''), alert_rules.rule_title),
+                platform_rule_id = COALESCE(NULLIF(excluded.platform_rule_id, ''),
+                                            alert_rules.platform_rule_id)""",
+            *(list(col) for col in zip(*rules)) if rules else ([],) * 3)
+        await self.tr.commit()
+        self.conn = None
+        await self.store.pool.release(conn)
+
+    async def abort(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            await self.tr.rollback()
+        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+            conn.terminate()  # a failed commit or a broken connection: never hand it out again
+        finally:
+            await self.store.pool.release(conn)

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .store import (Alert, AlertStore, DayCounts, RuleInfo, StoreError, UpsertResult, bucket_of, day_number,
-                    dedupe, from_day_number, rollup_delta, rule_infos)
+from .store import (Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError, day_number,
+                    from_day_number)
 
 T = TypeVar("T")
-BUCKET_CODE = {"open": 0, "closed": 1, "rejected": 2, "benign": 3}
 # Must agree with store.bucket_of: the rollup is corrected with it when an alert already stored changes.
 BUCKET_SQL = ("CASE WHEN a.stage <> 'closed' THEN 0 WHEN a.verdict = 'false_positive' THEN 2 "
               "WHEN a.verdict = 'benign_positive' THEN 3 ELSE 1 END")
@@ -53,12 +52,21 @@ MIGRATIONS: list[list[str]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _COLUMNS = "source, alert_id, rule_id, platform_rule_id, rule_title, created_at, closed_at, stage, verdict"
-_INSERT_NEW = f"INSERT INTO alerts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (source, alert_id) DO NOTHING"
+_INSERT = f"INSERT INTO alerts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _UPSERT = f"""INSERT INTO alerts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)
     ON CONFLICT (source, alert_id) DO UPDATE SET rule_id = excluded.rule_id,
         platform_rule_id = excluded.platform_rule_id, rule_title = excluded.rule_title,
         created_at = excluded.created_at, closed_at = excluded.closed_at, stage = excluded.stage,
         verdict = excluded.verdict"""
+_ADD_ROLLUP = """INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign) VALUES (?,?,?,?,?,?)
+    ON CONFLICT (rule_id, day) DO UPDATE SET n_open = n_open + excluded.n_open,
+        n_closed = n_closed + excluded.n_closed, n_rejected = n_rejected + excluded.n_rejected,
+        n_benign = n_benign + excluded.n_benign"""
+_UPSERT_RULE = """INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id) VALUES (?,?,?)
+    ON CONFLICT (rule_id) DO UPDATE SET
+        rule_title = CASE WHEN excluded.rule_title <> '' THEN excluded.rule_title ELSE rule_title END,
+        platform_rule_id = CASE WHEN excluded.platform_rule_id <> '' THEN excluded.platform_rule_id
+                                ELSE platform_rule_id END"""
 
 
 def path_from_url(url: str) -> str:
@@ -130,44 +138,41 @@ class SQLiteStore(AlertStore):
             conn.execute("ROLLBACK")
             raise
 
-    def _upsert(self, rows: list[tuple], cells: list[tuple[str, int, int]]) -> UpsertResult:
+    def _write(self, rows: list[Row]) -> tuple[list[tuple], list[int]]:
+        """Write one batch inside the open transaction: (rule_id, day, bucket) of the alerts it replaced, and the
+        creation day of each row."""
         conn = self._conn
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            old = None
-            if self._fresh:
-                # Bulk imports are mostly new alerts: try a plain insert first, and only when some alert is already
-                # stored, roll back and take the path that reads the previous state.
-                before = conn.total_changes
-                conn.executemany(_INSERT_NEW, rows)
-                if conn.total_changes - before == len(rows):
-                    old = []
-                else:
-                    conn.execute("ROLLBACK")
-                    conn.execute("BEGIN IMMEDIATE")
-            if old is None:
-                # The previous state of alerts already stored leaves the rollup before they are overwritten.
-                old = self._existing(rows)
-                conn.executemany(_UPSERT, rows)
-            self._fresh = not old
-            conn.executemany("""
-                INSERT INTO alert_daily (rule_id, day, n_open, n_closed, n_rejected, n_benign) VALUES (?,?,?,?,?,?)
-                ON CONFLICT (rule_id, day) DO UPDATE SET n_open = n_open + excluded.n_open,
-                    n_closed = n_closed + excluded.n_closed, n_rejected = n_rejected + excluded.n_rejected,
-                    n_benign = n_benign + excluded.n_benign""", rollup_delta(cells, old))
-            conn.executemany("""
-                INSERT INTO alert_rules (rule_id, rule_title, platform_rule_id) VALUES (?,?,?)
-                ON CONFLICT (rule_id) DO UPDATE SET
-                    rule_title = CASE WHEN excluded.rule_title <> '' THEN excluded.rule_title ELSE rule_title END,
-                    platform_rule_id = CASE WHEN excluded.platform_rule_id <> ''
-                                            THEN excluded.platform_rule_id ELSE platform_rule_id END""",
-                rule_infos(rows))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return UpsertResult(inserted=len(rows) - len(old), updated=len(old))
+        # The times as integer seconds (a comprehension: twice as fast as transposing with zip).
+        out = [(s, i, r, p, t, int(c.timestamp()), cl and int(cl.timestamp()), st, v)
+               for s, i, r, p, t, c, cl, st, v in rows]
+        old = None
+        if self._fresh:
+            # Bulk imports are mostly new alerts: a plain insert first, undone at the first alert already stored.
+            conn.execute("SAVEPOINT detbot_batch")
+            try:
+                conn.executemany(_INSERT, out)
+                old = []
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO detbot_batch")
+            conn.execute("RELEASE detbot_batch")
+        if old is None:
+            # The previous state of alerts already stored leaves the rollup before they are overwritten.
+            old = self._existing(out)
+            conn.executemany(_UPSERT, out)
+        self._fresh = not old
+        return old, [r[5] // 86400 for r in out]
+
+    def _commit(self, rollup: list[tuple], rules: list[tuple]) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.executemany(_ADD_ROLLUP, rollup)
+        conn.executemany(_UPSERT_RULE, rules)
+        conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def _existing(self, rows: list[tuple]) -> list[tuple]:
         """(rule_id, day, bucket) of the stored alerts these rows will overwrite."""
@@ -200,18 +205,9 @@ class SQLiteStore(AlertStore):
         return out
 
     # -- async interface ---------------------------------------------------------------------------------------
-    async def upsert_many(self, alerts: Iterable[Alert]) -> UpsertResult:
-        rows: list[tuple] = []
-        cells: list[tuple[str, int, int]] = []
-        for a in dedupe(alerts):
-            created = int(a.created_at.timestamp())
-            closed = a.closed_at
-            rows.append((a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, created,
-                         None if closed is None else int(closed.timestamp()), a.stage, a.verdict))
-            cells.append((a.rule_id, created // 86400, BUCKET_CODE[bucket_of(a.stage, a.verdict)]))
-        if not rows:
-            return UpsertResult()
-        return await self._run(self._upsert, rows, cells)
+    async def _begin(self) -> BatchWriter:
+        await self._run(self._query, "BEGIN IMMEDIATE")
+        return _Writer(self)
 
     async def daily(self, rule_ids: Sequence[str], first: date, last: date) -> dict[str, dict[date, DayCounts]]:
         rows = await self._run(
@@ -263,3 +259,22 @@ class SQLiteStore(AlertStore):
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._pool, conn.close)
         self._pool.shutdown(wait=False)
+
+
+class _Writer(BatchWriter):
+    """Every statement on the store's worker thread, inside one BEGIN IMMEDIATE transaction."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__()
+        self.store = store
+
+    async def _write(self, rows: list[Row]) -> list[tuple]:
+        old, days = await self.store._run(self.store._write, rows)
+        self._count(rows, days)
+        return old
+
+    async def _commit(self, rollup: list[tuple], rules: list[tuple[str, str, str]]) -> None:
+        await self.store._run(self.store._commit, rollup, rules)
+
+    async def abort(self) -> None:
+        await self.store._run(self.store._rollback)
