@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PEERS = ("floor", "floor@uvloop", "memory/parked", "memory/none", "memory/probe", "memory/probe@uvloop",
+PEERS = ("floor", "floor@uvloop", "memory/parked", "memory/parked@uvloop", "memory/none", "memory/none@uvloop",
+         "memory/probe", "memory/probe@uvloop",
          "redis/parked@uvloop", "redis/none", "redis/probe", "redis/probe@uvloop")
 
 
