@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import json
 import uuid
 
@@ -395,8 +396,15 @@ async def test_webhook_jobs_carry_the_raw_body_and_parse_it_once(make):
     q = await make(handler)
     await q.enqueue(Job("pull_request", body='{"action": "opened", "repository": {"full_name": "o/r"}}'))
     await wait_for(lambda: seen == ["opened"])
-    j = Job("pull_request", body='{"action": "x"}')
-    assert json.loads(j.dumps())["payload"] is None and Job.loads(j.dumps()).data == {"action": "x"}
+    body = '{"action": "x",\n "title": "a \\"quoted\\" line\\nbreak"}'
+    j = Job("pull_request", body=body, delivery_id="d1")
+    raw = j.dumps()
+    assert raw.count(body) == 1                     # stored once, verbatim (not escaped into a JSON string)
+    back = Job.loads(raw.encode())
+    assert (back.body, back.delivery_id, back.id, back.payload) == (body, "d1", j.id, None)
+    assert back.data == {"action": "x", "title": 'a "quoted" line\nbreak'}
+    coded = Job("check_suite", {"n": 1}, key="o/r#1")  # a job made in code: its payload, no body
+    assert Job.loads(coded.dumps()) == coded
 
 
 async def test_enqueue_once_drops_a_repeated_delivery_id(make):
@@ -539,3 +547,35 @@ async def test_in_process_close_runs_waiting_jobs_until_the_deadline_and_hands_o
     await closing
     assert ran == [0, 1, 2, 3] and reasons == {3: SHUTDOWN} and handed == [4]
     assert q.metrics.jobs.value(state="succeeded") == 3 and q.metrics.jobs.value(state="cancelled") == 1
+
+
+async def test_a_burst_of_deliveries_is_queued_once_each(make):
+    """Deliveries arriving together share a Redis round trip: duplicates inside one burst still count once."""
+    seen: list[str] = []
+
+    async def handler(run: JobRun) -> None:
+        seen.append(run.job.delivery_id)
+
+    q = await make(handler)
+    ids = [f"d-{i % 50}" for i in range(100)]
+    answers = await asyncio.gather(*(q.enqueue(Job("ping", {}, delivery_id=d), once=d) for d in ids))
+    assert sum(answers) == 50
+    assert sorted(d for d, queued in zip(ids, answers) if queued) == sorted(set(ids))
+    await wait_for(lambda: len(seen) == 50)
+    await asyncio.sleep(0.05)
+    assert sorted(seen) == sorted(set(ids))
+
+
+async def test_every_delivery_of_a_burst_hears_that_redis_is_down():
+    """No answer waits forever on a batch that failed: each caller gets the error (the webhook answers 503)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]            # closed once the block ends: nothing listens there
+    q = RedisQueue(f"redis://127.0.0.1:{port}/0", prefix="unreachable", workers=0)
+    try:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(q.enqueue(Job("ping", {}, delivery_id=f"d{i}"), once=f"d{i}") for i in range(20)),
+            return_exceptions=True), 10)
+        assert len(results) == 20 and all(isinstance(r, Exception) for r in results), results
+    finally:
+        await q.redis.aclose()
