@@ -17,12 +17,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.corpus import generate
-from checks.config import Config
-from checks.rulefile import parse_rule_file
-from checks.runner import run_checks
-from checks.source import LocalSource, MemorySource
-from checks.yamldoc import load_all
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # also as `python bench/bench_check.py`
+
+from bench.corpus import generate  # noqa: E402
+from checks.config import Config  # noqa: E402
+from checks.rulefile import parse_rule_file  # noqa: E402
+from checks.runner import run_checks  # noqa: E402
+from checks.source import LocalSource, MemorySource  # noqa: E402
+from checks.yamldoc import load_all  # noqa: E402
 
 CORPUS = Path(__file__).parent / "corpus"
 
