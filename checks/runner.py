@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
@@ -81,15 +82,26 @@ def apply_level(findings: list[Finding], config: Config) -> list[Finding]:
     return out
 
 
+# At most one full collection this often (seconds): it holds the GIL for tens of milliseconds, which in the bot
+# stalls the event loop (webhook answers) once per check run if done every time.
+FULL_COLLECTION_INTERVAL = 30.0
+_last_full_collection = float("-inf")
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """The scope of a check run. A run builds a large, long-lived heap (parsed files, pySigma rules,
     compiled rules, evaluations) and makes little cyclic garbage: CPython's collections rescanning that
     heap as it grows took half the run's time. Collection resumes when the run ends (or when the first of
     overlapping runs in the bot's thread pool ends, so the process is never left without it). The run's
-    objects then go straight to the oldest generation, so one full collection first reclaims what earlier
-    runs left (contexts are cyclic): garbage never piles up across runs."""
-    gc.collect()
+    objects then go straight to the oldest generation, where CPython's own schedule would rarely look, so a
+    full collection before a run reclaims what earlier runs left (contexts are cyclic): garbage never piles
+    up beyond the runs of one FULL_COLLECTION_INTERVAL."""
+    global _last_full_collection
+    now = time.monotonic()
+    if now - _last_full_collection >= FULL_COLLECTION_INTERVAL:
+        gc.collect()
+        _last_full_collection = time.monotonic()
     with paused_gc():
         yield
 

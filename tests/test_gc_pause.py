@@ -46,7 +46,8 @@ def test_collector_left_off_when_it_was_off():
         gc.enable()
 
 
-def test_check_run_restores_the_collector_and_frees_earlier_runs():
+def test_check_run_restores_the_collector_and_frees_earlier_runs(monkeypatch):
+    monkeypatch.setattr("checks.runner._last_full_collection", float("-inf"))
     rule = ("title: t\nid: 3c1d2f9e-6a0b-4b8e-9e7a-2f5d1c0a9b11\nlogsource: {product: windows}\n"
             "detection:\n  selection: {Image: x}\n  condition: selection\nlevel: low\n")
     source = MemorySource({"rules/r.yml": rule.encode()})
@@ -54,5 +55,7 @@ def test_check_run_restores_the_collector_and_frees_earlier_runs():
     assert gc.isenabled()
     ctx = weakref.ref(result.context)
     del result
+    run_checks(source, Config(), only=["syntax"])     # within the interval: no full collection yet
+    monkeypatch.setattr("checks.runner._last_full_collection", float("-inf"))   # the interval has passed
     run_checks(source, Config(), only=["syntax"])
-    assert ctx() is None  # the first run's context is cyclic: the second run's collection freed it
+    assert ctx() is None  # the third run's collection freed it
