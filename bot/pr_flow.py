@@ -102,7 +102,7 @@ def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
 async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
                               executor: Executor | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
-    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths, also=snap.dependents)
+    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.touched, also=snap.dependents)
     return await loop.run_in_executor(executor or check_executor(), call)
 
 

@@ -241,3 +241,17 @@ async def test_pr_changing_only_the_config_checks_nothing(fake_github, gh_app):
     pr = fake_github.open_pull(repo, {".github/detbot.yml": "checks:\n  syntax: false\n"})
     await run_job(fake_github, gh_app, pr)
     assert {r.conclusion for r in runs_by_name(fake_github, repo, pr.head_sha).values()} == {"skipped"}
+
+
+@pytest.mark.parametrize("deleted, check, title", [(".tests.yml", "coverage", "No tests"),
+                                                   (".ads.md", "ads", "ADS missing")])
+async def test_deleting_only_a_rules_tests_or_ads_fails_that_rule(fake_github, gh_app, deleted, check, title):
+    """A removed file is not at the head SHA, but its rule is: the rule must be checked (not `skipped`)."""
+    from tests.ghflow_support import CERTUTIL
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, delete=(CERTUTIL + deleted,))
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert runs[f"detbot/{check}"].conclusion == "failure"
+    assert [(a["path"], a["title"]) for a in runs[f"detbot/{check}"].annotations] == [
+        (CERTUTIL + ".yml", f"{check}: {title}")]
