@@ -125,12 +125,13 @@ def render_check_output(check: str, bundles: list[RuleBundle], findings: list[Fi
     return Output(clip(title, MAX_TITLE, "…"), summary, clip("\n".join(details)))
 
 
-TRUNCATED_NOTE = (":warning: GitHub lists at most 3,000 files of a pull request: files beyond those were not seen "
-                  "and their rules not checked. Split the pull request to have every rule checked.")
+TRUNCATED_NOTE = (":x: GitHub lists at most 3,000 files of a pull request: files beyond those were not seen "
+                  "and their rules not checked, so this check cannot pass. Split the pull request to have every "
+                  "rule checked.")
 
 
 def render_skipped(check: str, changed_count: int, note: str = "") -> Output:
-    return Output("No rule changed",
+    return Output("Too many files: not every file was seen" if note else "No rule changed",
                   f"**detbot/{check}**: this pull request changes {_plural(changed_count, 'file')}, none of them a "
                   f"rule, its test events or its ADS document, so there is nothing to check."
                   + (f"\n\n{note}" if note else ""))

@@ -198,7 +198,20 @@ async def test_3000_file_listing_is_capped_and_said(fake_github, gh_app):
     await run_job(fake_github, gh_app, pr)
     assert len(fake_github.requests_to("/repos/*/pulls/*/files")) == 30
     runs = runs_by_name(fake_github, repo, pr.head_sha)
-    assert {r.conclusion for r in runs.values()} == {"skipped"}
+    # The 100 files GitHub did not list may hold rules: `skipped` would pass a required check unseen.
+    assert {r.conclusion for r in runs.values()} == {"failure"}
+    assert all("3,000 files" in r.output["summary"] for r in runs.values())
+
+
+async def test_3000_file_listing_with_passing_rules_does_not_pass(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    pr.files_override = pr.changed_files() + [{"filename": f"rules/bulk/r{i:04d}.yml", "status": "added", "sha": "0" * 40,
+                                 "additions": 1, "deletions": 0, "changes": 1} for i in range(3000)]
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {r.conclusion for r in runs.values()} == {"failure"}
+    assert all(r.output["title"].startswith("Incomplete: 1 rule checked: all pass") for r in runs.values())
     assert all("3,000 files" in r.output["summary"] for r in runs.values())
 
 
