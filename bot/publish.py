@@ -88,20 +88,13 @@ def conclusion_for(findings: Iterable[Finding], settings: PublishSettings) -> st
     return "success"
 
 
-def _clip_bytes(text: str, limit: int) -> str:
-    raw = text.encode("utf-8")
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - 3].decode("utf-8", errors="ignore") + "…"
-
-
 def to_annotation(f: Finding) -> dict[str, Any]:
     start = max(int(f.start_line or 1), 1)
     end = max(int(f.end_line or start), start)
     ann: dict[str, Any] = {
         "path": f.path, "start_line": start, "end_line": end, "annotation_level": f.level,
         "title": clip(f"{f.check}: {f.title}", MAX_ANNOTATION_TITLE, "…"),
-        "message": _clip_bytes(f.message or f.title, MAX_ANNOTATION_BYTES),
+        "message": clip(f.message or f.title, MAX_ANNOTATION_BYTES, "…"),
     }
     # GitHub accepts columns only on a single-line annotation.
     if start == end and f.start_column:

@@ -34,9 +34,12 @@ class Output:
 
 
 def clip(text: str, limit: int = MAX_OUTPUT, note: str = _TRUNCATED) -> str:
-    if len(text) <= limit:
+    """`text` within `limit` UTF-8 bytes: GitHub's documentation says characters, its validation counts bytes
+    ("summary exceeds a maximum bytesize of 65535"), and PR content is often not ASCII."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
         return text
-    return text[: limit - len(note)] + note
+    return raw[: limit - len(note.encode("utf-8"))].decode("utf-8", errors="ignore") + note
 
 
 def _plural(n: int, word: str) -> str:

@@ -268,3 +268,16 @@ async def test_deleting_only_a_rules_tests_or_ads_fails_that_rule(fake_github, g
     assert runs[f"detbot/{check}"].conclusion == "failure"
     assert [(a["path"], a["title"]) for a in runs[f"detbot/{check}"].annotations] == [
         (CERTUTIL + ".yml", f"{check}: {title}")]
+
+
+async def test_findings_in_multibyte_text_stay_within_githubs_byte_limit(fake_github, gh_app):
+    """GitHub counts a check run's summary and text in UTF-8 bytes: 65,535 characters of CJK paths is three times
+    that, and the conclusion was refused (422), turning a plain syntax failure into "detbot failed"."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    name = "検知ルール" * 20
+    pr = fake_github.open_pull(repo, {f"rules/bulk/{name}{i:03d}.yml": BROKEN_RULE for i in range(150)})
+    await run_job(fake_github, gh_app, pr)
+    syntax = runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"]
+    assert syntax.conclusion == "failure" and syntax.output["title"].startswith("150 failures")
+    assert len(syntax.output["text"].encode()) <= 65535 < len(syntax.output["text"]) * 3
+    assert syntax.output["text"].endswith("characters)._")
