@@ -174,8 +174,13 @@ class CheckRunSet:
                                     find=lambda: self._find_created(check))
             self.ids[check] = int(run["id"])
             ACTIVE_RUNS.add(self.ids[check])
-        await asyncio.gather(*(one(c) for c in self.checks))
+        # Every create is awaited before a failure is raised: a run created after the job already concluded
+        # the others on that failure would stay `in_progress` forever (and in ACTIVE_RUNS, out of recovery's reach).
+        results = await asyncio.gather(*(one(c) for c in self.checks), return_exceptions=True)
         self.requests += len(self.checks)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     async def _find_created(self, check: str) -> dict[str, Any] | None:
         """The run of `check` this set created, if a create that answered an error was done after all (its

@@ -281,3 +281,15 @@ async def test_findings_in_multibyte_text_stay_within_githubs_byte_limit(fake_gi
     assert syntax.conclusion == "failure" and syntax.output["title"].startswith("150 failures")
     assert len(syntax.output["text"].encode()) <= 65535 < len(syntax.output["text"]) * 3
     assert syntax.output["text"].endswith("characters)._")
+
+
+async def test_one_refused_create_leaves_no_run_in_progress(fake_github, gh_app):
+    """The other creates were still in flight when the refused one failed the job: concluded before they existed,
+    those runs stayed `in_progress` for good."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    fake_github.fail("/repos/*/check-runs", times=1, status=422, method="POST")
+    await run_job(fake_github, gh_app, pr)
+    runs = fake_github.check_runs(repo, pr.head_sha)
+    assert len(runs) == 3
+    assert {r.conclusion for r in runs} == {"failure"} and all("422" in r.output["summary"] for r in runs)
