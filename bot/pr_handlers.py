@@ -169,6 +169,18 @@ async def on_pull_request(event: sansio.Event, gh: Any, ctx: Any) -> None:
     await run_pr_checks(gh, ctx, PullRequestTarget.from_pull_request(pr, ctx.installation_id))
 
 
+async def on_pull_request_edited(event: sansio.Event, gh: Any, ctx: Any) -> None:
+    """A pull request moved to another base branch changes its files (and so which rules need checking) under
+    the same head SHA: the checks of the old base no longer hold. Title and body edits change nothing."""
+    pr = event.data["pull_request"]
+    if "base" not in (event.data.get("changes") or {}) or pr.get("state", "open") != "open":
+        return
+    target = PullRequestTarget.from_pull_request(pr, ctx.installation_id)
+    # Claimed here, not from the payload (routes.job_key): a title edit must not supersede a running job.
+    if await ctx.run.claim(target.key, target.head_sha):
+        await run_pr_checks(gh, ctx, target)
+
+
 async def on_check_suite_rerequested(event: sansio.Event, gh: Any, ctx: Any) -> None:
     target = await _target_of_check_event(event, gh, ctx, event.data["check_suite"])
     if target is not None:

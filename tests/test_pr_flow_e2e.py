@@ -166,3 +166,26 @@ async def test_job_timeout_concludes_timed_out(fake_github, repo):
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert set(runs) == DETBOT_RUNS and {r.conclusion for r in runs.values()} == {"timed_out"}
     assert all("job timeout" in r.output["summary"] for r in runs.values())
+
+
+async def test_base_branch_change_rechecks_title_edit_does_not(fake_github, repo):
+    """Retargeted from `dev` (which already has the broken rule) to `main`, the pull request now brings that rule:
+    the `success` computed against `dev` must not keep gating the merge."""
+    pr = fake_github.open_pull(repo, {"rules/windows/from_dev.yml": BROKEN_RULE, **new_bundle(1)})
+    main_sha = pr.base_sha
+    pr.base_ref, pr.base_sha = "dev", fake_github.push(repo, "dev", {"rules/windows/from_dev.yml": BROKEN_RULE}).sha
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle()
+        assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "success"
+        pr.base_ref, pr.base_sha = "main", main_sha
+        edited = pull_request_event(fake_github, pr, "edited")
+        edited["changes"] = {"base": {"ref": {"from": "dev"}, "sha": {"from": main_sha}}}
+        await bot.deliver("pull_request", edited)
+        await bot.settle()
+        assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
+        titled = pull_request_event(fake_github, pr, "edited")
+        titled["changes"] = {"title": {"from": "Old title"}}
+        await bot.deliver("pull_request", titled)
+        await bot.settle()
+    assert len(fake_github.check_runs(repo, pr.head_sha)) == 8

@@ -1,6 +1,6 @@
 """Which webhook events detbot acts on, one gidgethub `Router` per concern (as bedevere does):
 
-    pull_requests.py   pull_request opened / synchronize / reopened / ready_for_review
+    pull_requests.py   pull_request opened / synchronize / reopened / ready_for_review, edited (base changed)
     check_runs.py      check_suite and check_run rerequested, check_run requested_action (rerun button)
     comments.py        issue_comment created / edited on pull requests (commands)
     installations.py   installation and installation_repositories
