@@ -26,7 +26,7 @@ from .pr_flow import PullRequestTarget, check_pull_request
 from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
 from .recovery import recover
 from .replay_flow import head_is, replay_catalog, replay_pull_request
-from .routes import job_key, pr_key
+from .routes import job_key, own_pull_numbers, pr_key
 from .schedule import DailyScheduler, RedisLastRuns, schedule_time
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ async def find_pull_request(gh: Any, repo: str, head_sha: str, numbers: list[int
 
 async def _target_of_check_event(event: sansio.Event, gh: Any, ctx: Any, holder: dict) -> PullRequestTarget | None:
     repo = event.data["repository"]["full_name"]
-    numbers = [int(p["number"]) for p in holder.get("pull_requests") or [] if "number" in p]
+    numbers = own_pull_numbers(event.data, holder)
     pr = await find_pull_request(gh, repo, holder.get("head_sha", ""), numbers)
     if pr is None:
         log.info("check_event.no_open_pr", repo=repo, head_sha=holder.get("head_sha"))

@@ -189,3 +189,21 @@ async def test_base_branch_change_rechecks_title_edit_does_not(fake_github, repo
         await bot.deliver("pull_request", titled)
         await bot.settle()
     assert len(fake_github.check_runs(repo, pr.head_sha)) == 8
+
+
+async def test_check_event_ignores_pull_requests_of_other_repositories(fake_github, repo):
+    """GitHub lists in `pull_requests` every PR whose head matches, also one based in another repository (a fork
+    syncing from this one). Its number named an unrelated open PR here, which was re-checked instead."""
+    import copy
+    pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE})
+    other = fake_github.open_pull(repo, new_bundle(1))
+    payload = check_suite_event(fake_github, pr, "rerequested")
+    foreign = copy.deepcopy(payload["check_suite"]["pull_requests"][0])
+    foreign["number"] = other.number
+    foreign["base"]["repo"].update(id=424242, name="rules-fork", url=f"{fake_github.url}/repos/someone/rules-fork")
+    payload["check_suite"]["pull_requests"].insert(0, foreign)
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("check_suite", payload)
+        await bot.settle()
+    assert not fake_github.check_runs(repo, other.head_sha)
+    assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
