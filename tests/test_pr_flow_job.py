@@ -206,8 +206,9 @@ async def test_3000_file_listing_is_capped_and_said(fake_github, gh_app):
 async def test_3000_file_listing_with_passing_rules_does_not_pass(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
     pr = fake_github.open_pull(repo, new_bundle(1))
-    pr.files_override = pr.changed_files() + [{"filename": f"rules/bulk/r{i:04d}.yml", "status": "added", "sha": "0" * 40,
-                                 "additions": 1, "deletions": 0, "changes": 1} for i in range(3000)]
+    unseen = [{"filename": f"rules/bulk/r{i:04d}.yml", "status": "added", "sha": "0" * 40, "additions": 1,
+               "deletions": 0, "changes": 1} for i in range(3000)]
+    pr.files_override = pr.changed_files() + unseen
     await run_job(fake_github, gh_app, pr)
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert {r.conclusion for r in runs.values()} == {"failure"}
