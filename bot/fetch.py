@@ -80,6 +80,12 @@ class ChangedFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def touched(self) -> list[str]:
+        """What the change touches, deletions included: deleting a rule's test file or ADS document changes
+        that rule's verdict (its tests or ADS check must then fail), so it selects the rule's bundle too."""
+        return [*self.paths, *self.removed]
+
 
 async def list_changed_files(gh: Any, repo: str, number: int) -> ChangedFiles:
     out = ChangedFiles([])
@@ -233,7 +239,7 @@ async def snapshot(gh: Any, repo: str, number: int, head_sha: str, config: Confi
     `dependents`: also the correlation rules that refer to an id or name the change took away."""
     fetcher = fetcher or Fetcher(gh, repo)
     changed = await list_changed_files(gh, repo, number)
-    needed_dirs = {dirname(p) for p in changed.paths} | {dirname(CONFIG_PATH)}
+    needed_dirs = {dirname(p) for p in changed.touched} | {dirname(CONFIG_PATH)}
     tree = await fetcher.tree(head_sha, needed_dirs)
     snap = await _snapshot_of(fetcher, tree, changed, config, all_rules, extra, f"{repo}#{number}@{head_sha}")
     if dependents:
@@ -289,7 +295,7 @@ async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedF
                        all_rules: bool | None, extra: Callable[[Iterable[str]], Iterable[str]] | None,
                        label: str) -> PullRequestSnapshot:
     listing_only = MemorySource({}, tree.keys())
-    bundles = bundles_for_changed(changed.paths, listing_only, config)
+    bundles = bundles_for_changed(changed.touched, listing_only, config)
     wanted = {p for b in bundles for p in b.paths() if p}
     if all_rules is None:
         # The syntax check looks for duplicate rule ids across the whole repository: fetch every rule file
@@ -302,12 +308,12 @@ async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedF
     if extra is not None:
         wanted.update(extra(tree.keys()))
     files = await fetcher.blobs(tree, wanted)
-    if _maybe_regression_data(changed.paths, wanted, config):
+    if _maybe_regression_data(changed.touched, wanted, config):
         # SigmaHQ regression data lies outside the rule globs: the rules naming it are found by reading them.
         rules = [p for p in tree if is_rule_path(p, config)]
         if len(rules) <= MAX_PREFETCH_RULES:
             files.update(await fetcher.blobs(tree, [p for p in rules if p not in files]))
-            bundles = bundles_for_changed(changed.paths, TreeSource(files, tree), config)
+            bundles = bundles_for_changed(changed.touched, TreeSource(files, tree), config)
             files.update(await fetcher.blobs(tree, [p for b in bundles for p in b.paths() if p and p not in files]))
     source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
     log.info("fetch.snapshot", target=label, changed=len(changed), rules=len(bundles), files=len(files),

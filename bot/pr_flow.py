@@ -8,6 +8,7 @@ noticed before a publish).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections import defaultdict
@@ -25,8 +26,8 @@ from checks.runner import RunResult, run_checks
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
 from .queue import SHUTDOWN, SUPERSEDED, TIMEOUT, current_run
 from .publish import PR_CHECKS, CheckRunSet, PublishSettings, conclusion_for, config_error_text
-from .summary import (TRUNCATED_NOTE, Output, render_check_output, render_config_error, render_disabled,
-                      render_skipped)
+from .summary import (MAX_TITLE, TRUNCATED_NOTE, Output, clip, render_check_output, render_config_error,
+                      render_disabled, render_skipped)
 
 log = structlog.get_logger(__name__)
 
@@ -102,12 +103,14 @@ def group_by_check(findings: Iterable[Finding]) -> dict[str, list[Finding]]:
 async def run_checks_off_loop(snap: PullRequestSnapshot, config: Config,
                               executor: Executor | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
-    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.paths, also=snap.dependents)
+    call = functools.partial(run_checks, snap.source, config, changed=snap.changed.touched, also=snap.dependents)
     return await loop.run_in_executor(executor or check_executor(), call)
 
 
 async def publish_results(runs: CheckRunSet, result: RunResult, settings: PublishSettings,
-                          checks: Iterable[str], note: str = "") -> dict[str, str]:
+                          checks: Iterable[str], incomplete: bool = False) -> dict[str, str]:
+    """`incomplete`: GitHub listed only part of the pull request's files."""
+    note = TRUNCATED_NOTE if incomplete else ""
     by_check = group_by_check(result.findings)
     shown = [c for c in PR_CHECKS if c in result.checks_run]
 
@@ -119,8 +122,12 @@ async def publish_results(runs: CheckRunSet, result: RunResult, settings: Publis
         mine = by_check.get(check, [])
         left_out = max(0, len(mine) - settings.max_annotations)
         output = render_check_output(check, result.bundles, result.findings, shown, left_out, note)
-        return check, await runs.conclude(check, conclusion_for(mine, settings), output, mine,
-                                          settings.max_annotations)
+        conclusion = conclusion_for(mine, settings)
+        if incomplete:
+            # Files beyond GitHub's listing were never seen: a rule among them may be broken, so no pass.
+            conclusion, output = "failure", dataclasses.replace(output, title=clip(f"Incomplete: {output.title}",
+                                                                                  MAX_TITLE, "…"))
+        return check, await runs.conclude(check, conclusion, output, mine, settings.max_annotations)
 
     return dict(await asyncio.gather(*(one(c) for c in checks)))
 
@@ -184,7 +191,9 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher, dependents=True)
         if not snap.rule_paths:
             changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
-            await runs.conclude_pending("skipped", lambda c: render_skipped(c, changed_count, note))
+            # Not a pass when GitHub listed only part of the change: the unseen files may hold rules.
+            await runs.conclude_pending("failure" if note else "skipped",
+                                        lambda c: render_skipped(c, changed_count, note))
             return FlowResult(dict(runs.concluded), config, snap)
         disabled = [c for c in runs.checks if not config.check(c).enabled]
         await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))
@@ -193,7 +202,7 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
             return FlowResult(dict(runs.concluded), config, snap)
         result = await run_checks_off_loop(snap, config, executor)
         await publish_results(runs, result, settings, [c for c in runs.checks if c not in disabled],
-                              TRUNCATED_NOTE if snap.changed.truncated else "")
+                              snap.changed.truncated)
         bound.info("pr_flow.done", rules=len(snap.rule_paths), findings=len(result.findings),
                    seconds=round(time.perf_counter() - started, 3), conclusions=runs.concluded)
         return FlowResult(dict(runs.concluded), config, snap)

@@ -26,7 +26,7 @@ from .pr_flow import PullRequestTarget, check_pull_request
 from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
 from .recovery import recover
 from .replay_flow import head_is, replay_catalog, replay_pull_request
-from .routes import job_key, pr_key
+from .routes import job_key, own_pull_numbers, pr_key
 from .schedule import DailyScheduler, RedisLastRuns, schedule_time
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ async def find_pull_request(gh: Any, repo: str, head_sha: str, numbers: list[int
 
 async def _target_of_check_event(event: sansio.Event, gh: Any, ctx: Any, holder: dict) -> PullRequestTarget | None:
     repo = event.data["repository"]["full_name"]
-    numbers = [int(p["number"]) for p in holder.get("pull_requests") or [] if "number" in p]
+    numbers = own_pull_numbers(event.data, holder)
     pr = await find_pull_request(gh, repo, holder.get("head_sha", ""), numbers)
     if pr is None:
         log.info("check_event.no_open_pr", repo=repo, head_sha=holder.get("head_sha"))
@@ -167,6 +167,18 @@ async def on_pull_request(event: sansio.Event, gh: Any, ctx: Any) -> None:
     if pr.get("state", "open") != "open":
         return
     await run_pr_checks(gh, ctx, PullRequestTarget.from_pull_request(pr, ctx.installation_id))
+
+
+async def on_pull_request_edited(event: sansio.Event, gh: Any, ctx: Any) -> None:
+    """A pull request moved to another base branch changes its files (and so which rules need checking) under
+    the same head SHA: the checks of the old base no longer hold. Title and body edits change nothing."""
+    pr = event.data["pull_request"]
+    if "base" not in (event.data.get("changes") or {}) or pr.get("state", "open") != "open":
+        return
+    target = PullRequestTarget.from_pull_request(pr, ctx.installation_id)
+    # Claimed here, not from the payload (routes.job_key): a title edit must not supersede a running job.
+    if await ctx.run.claim(target.key, target.head_sha):
+        await run_pr_checks(gh, ctx, target)
 
 
 async def on_check_suite_rerequested(event: sansio.Event, gh: Any, ctx: Any) -> None:

@@ -88,20 +88,13 @@ def conclusion_for(findings: Iterable[Finding], settings: PublishSettings) -> st
     return "success"
 
 
-def _clip_bytes(text: str, limit: int) -> str:
-    raw = text.encode("utf-8")
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - 3].decode("utf-8", errors="ignore") + "…"
-
-
 def to_annotation(f: Finding) -> dict[str, Any]:
     start = max(int(f.start_line or 1), 1)
     end = max(int(f.end_line or start), start)
     ann: dict[str, Any] = {
         "path": f.path, "start_line": start, "end_line": end, "annotation_level": f.level,
         "title": clip(f"{f.check}: {f.title}", MAX_ANNOTATION_TITLE, "…"),
-        "message": _clip_bytes(f.message or f.title, MAX_ANNOTATION_BYTES),
+        "message": clip(f.message or f.title, MAX_ANNOTATION_BYTES, "…"),
     }
     # GitHub accepts columns only on a single-line annotation.
     if start == end and f.start_column:
@@ -181,8 +174,13 @@ class CheckRunSet:
                                     find=lambda: self._find_created(check))
             self.ids[check] = int(run["id"])
             ACTIVE_RUNS.add(self.ids[check])
-        await asyncio.gather(*(one(c) for c in self.checks))
+        # Every create is awaited before a failure is raised: a run created after the job already concluded
+        # the others on that failure would stay `in_progress` forever (and in ACTIVE_RUNS, out of recovery's reach).
+        results = await asyncio.gather(*(one(c) for c in self.checks), return_exceptions=True)
         self.requests += len(self.checks)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     async def _find_created(self, check: str) -> dict[str, Any] | None:
         """The run of `check` this set created, if a create that answered an error was done after all (its

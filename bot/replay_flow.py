@@ -109,7 +109,7 @@ async def replay_pull_request(gh: Any, target: PullRequestTarget, rules: Iterabl
         # Rules named by id or title can be anywhere in the repository: fetch every rule file then.
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher,
                               all_rules=rule_ids is not None, extra=parsers)
-        report = await replay_off_loop(snap, config, rule_ids, None if rule_ids else snap.changed.paths, executor)
+        report = await replay_off_loop(snap, config, rule_ids, None if rule_ids else snap.changed.touched, executor)
         findings = replay_findings(report)
         if report.rules == 0 and not report.unknown_rules:
             out = Output("No rule to replay", "This pull request changes no rule, test or parser to replay. "

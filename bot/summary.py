@@ -34,9 +34,12 @@ class Output:
 
 
 def clip(text: str, limit: int = MAX_OUTPUT, note: str = _TRUNCATED) -> str:
-    if len(text) <= limit:
+    """`text` within `limit` UTF-8 bytes: GitHub's documentation says characters, its validation counts bytes
+    ("summary exceeds a maximum bytesize of 65535"), and PR content is often not ASCII."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
         return text
-    return text[: limit - len(note)] + note
+    return raw[: limit - len(note.encode("utf-8"))].decode("utf-8", errors="ignore") + note
 
 
 def _plural(n: int, word: str) -> str:
@@ -125,12 +128,13 @@ def render_check_output(check: str, bundles: list[RuleBundle], findings: list[Fi
     return Output(clip(title, MAX_TITLE, "…"), summary, clip("\n".join(details)))
 
 
-TRUNCATED_NOTE = (":warning: GitHub lists at most 3,000 files of a pull request: files beyond those were not seen "
-                  "and their rules not checked. Split the pull request to have every rule checked.")
+TRUNCATED_NOTE = (":x: GitHub lists at most 3,000 files of a pull request: files beyond those were not seen "
+                  "and their rules not checked, so this check cannot pass. Split the pull request to have every "
+                  "rule checked.")
 
 
 def render_skipped(check: str, changed_count: int, note: str = "") -> Output:
-    return Output("No rule changed",
+    return Output("Too many files: not every file was seen" if note else "No rule changed",
                   f"**detbot/{check}**: this pull request changes {_plural(changed_count, 'file')}, none of them a "
                   f"rule, its test events or its ADS document, so there is nothing to check."
                   + (f"\n\n{note}" if note else ""))

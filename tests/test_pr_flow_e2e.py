@@ -166,3 +166,44 @@ async def test_job_timeout_concludes_timed_out(fake_github, repo):
     runs = runs_by_name(fake_github, repo, pr.head_sha)
     assert set(runs) == DETBOT_RUNS and {r.conclusion for r in runs.values()} == {"timed_out"}
     assert all("job timeout" in r.output["summary"] for r in runs.values())
+
+
+async def test_base_branch_change_rechecks_title_edit_does_not(fake_github, repo):
+    """Retargeted from `dev` (which already has the broken rule) to `main`, the pull request now brings that rule:
+    the `success` computed against `dev` must not keep gating the merge."""
+    pr = fake_github.open_pull(repo, {"rules/windows/from_dev.yml": BROKEN_RULE, **new_bundle(1)})
+    main_sha = pr.base_sha
+    pr.base_ref, pr.base_sha = "dev", fake_github.push(repo, "dev", {"rules/windows/from_dev.yml": BROKEN_RULE}).sha
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle()
+        assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "success"
+        pr.base_ref, pr.base_sha = "main", main_sha
+        edited = pull_request_event(fake_github, pr, "edited")
+        edited["changes"] = {"base": {"ref": {"from": "dev"}, "sha": {"from": main_sha}}}
+        await bot.deliver("pull_request", edited)
+        await bot.settle()
+        assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"
+        titled = pull_request_event(fake_github, pr, "edited")
+        titled["changes"] = {"title": {"from": "Old title"}}
+        await bot.deliver("pull_request", titled)
+        await bot.settle()
+    assert len(fake_github.check_runs(repo, pr.head_sha)) == 8
+
+
+async def test_check_event_ignores_pull_requests_of_other_repositories(fake_github, repo):
+    """GitHub lists in `pull_requests` every PR whose head matches, also one based in another repository (a fork
+    syncing from this one). Its number named an unrelated open PR here, which was re-checked instead."""
+    import copy
+    pr = fake_github.open_pull(repo, {"rules/windows/new.yml": BROKEN_RULE})
+    other = fake_github.open_pull(repo, new_bundle(1))
+    payload = check_suite_event(fake_github, pr, "rerequested")
+    foreign = copy.deepcopy(payload["check_suite"]["pull_requests"][0])
+    foreign["number"] = other.number
+    foreign["base"]["repo"].update(id=424242, name="rules-fork", url=f"{fake_github.url}/repos/someone/rules-fork")
+    payload["check_suite"]["pull_requests"].insert(0, foreign)
+    async with running_bot(fake_github) as bot:
+        await bot.deliver("check_suite", payload)
+        await bot.settle()
+    assert not fake_github.check_runs(repo, other.head_sha)
+    assert runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"].conclusion == "failure"

@@ -198,7 +198,21 @@ async def test_3000_file_listing_is_capped_and_said(fake_github, gh_app):
     await run_job(fake_github, gh_app, pr)
     assert len(fake_github.requests_to("/repos/*/pulls/*/files")) == 30
     runs = runs_by_name(fake_github, repo, pr.head_sha)
-    assert {r.conclusion for r in runs.values()} == {"skipped"}
+    # The 100 files GitHub did not list may hold rules: `skipped` would pass a required check unseen.
+    assert {r.conclusion for r in runs.values()} == {"failure"}
+    assert all("3,000 files" in r.output["summary"] for r in runs.values())
+
+
+async def test_3000_file_listing_with_passing_rules_does_not_pass(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    unseen = [{"filename": f"rules/bulk/r{i:04d}.yml", "status": "added", "sha": "0" * 40, "additions": 1,
+               "deletions": 0, "changes": 1} for i in range(3000)]
+    pr.files_override = pr.changed_files() + unseen
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {r.conclusion for r in runs.values()} == {"failure"}
+    assert all(r.output["title"].startswith("Incomplete: 1 rule checked: all pass") for r in runs.values())
     assert all("3,000 files" in r.output["summary"] for r in runs.values())
 
 
@@ -241,3 +255,42 @@ async def test_pr_changing_only_the_config_checks_nothing(fake_github, gh_app):
     pr = fake_github.open_pull(repo, {".github/detbot.yml": "checks:\n  syntax: false\n"})
     await run_job(fake_github, gh_app, pr)
     assert {r.conclusion for r in runs_by_name(fake_github, repo, pr.head_sha).values()} == {"skipped"}
+
+
+@pytest.mark.parametrize("deleted, check, title", [(".tests.yml", "coverage", "No tests"),
+                                                   (".ads.md", "ads", "ADS missing")])
+async def test_deleting_only_a_rules_tests_or_ads_fails_that_rule(fake_github, gh_app, deleted, check, title):
+    """A removed file is not at the head SHA, but its rule is: the rule must be checked (not `skipped`)."""
+    from tests.ghflow_support import CERTUTIL
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, delete=(CERTUTIL + deleted,))
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert runs[f"detbot/{check}"].conclusion == "failure"
+    assert [(a["path"], a["title"]) for a in runs[f"detbot/{check}"].annotations] == [
+        (CERTUTIL + ".yml", f"{check}: {title}")]
+
+
+async def test_findings_in_multibyte_text_stay_within_githubs_byte_limit(fake_github, gh_app):
+    """GitHub counts a check run's summary and text in UTF-8 bytes: 65,535 characters of CJK paths is three times
+    that, and the conclusion was refused (422), turning a plain syntax failure into "detbot failed"."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    name = "検知ルール" * 20
+    pr = fake_github.open_pull(repo, {f"rules/bulk/{name}{i:03d}.yml": BROKEN_RULE for i in range(150)})
+    await run_job(fake_github, gh_app, pr)
+    syntax = runs_by_name(fake_github, repo, pr.head_sha)["detbot/syntax"]
+    assert syntax.conclusion == "failure" and syntax.output["title"].startswith("150 failures")
+    assert len(syntax.output["text"].encode()) <= 65535 < len(syntax.output["text"]) * 3
+    assert syntax.output["text"].endswith("characters)._")
+
+
+async def test_one_refused_create_leaves_no_run_in_progress(fake_github, gh_app):
+    """The other creates were still in flight when the refused one failed the job: concluded before they existed,
+    those runs stayed `in_progress` for good."""
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    fake_github.fail("/repos/*/check-runs", times=1, status=422, method="POST")
+    await run_job(fake_github, gh_app, pr)
+    runs = fake_github.check_runs(repo, pr.head_sha)
+    assert len(runs) == 3
+    assert {r.conclusion for r in runs} == {"failure"} and all("422" in r.output["summary"] for r in runs)

@@ -57,3 +57,10 @@ def test_skipped_and_config_error_texts():
     assert "none of them a rule" in render_skipped("ads", 3).summary
     out = render_config_error("syntax", ".github/detbot.yml:4: `checks.foo`: unknown check")
     assert "checks.foo" in out.summary and ":4:" in out.summary
+
+
+def test_clip_counts_utf8_bytes_as_github_does():
+    from bot.summary import clip
+    text = clip("検" * 30000)
+    assert len(text.encode()) <= MAX_OUTPUT and text.startswith("検" * 100) and "truncated" in text
+    assert clip("a" * MAX_OUTPUT) == "a" * MAX_OUTPUT

@@ -1,6 +1,6 @@
 """Which webhook events detbot acts on, one gidgethub `Router` per concern (as bedevere does):
 
-    pull_requests.py   pull_request opened / synchronize / reopened / ready_for_review
+    pull_requests.py   pull_request opened / synchronize / reopened / ready_for_review, edited (base changed)
     check_runs.py      check_suite and check_run rerequested, check_run requested_action (rerun button)
     comments.py        issue_comment created / edited on pull requests (commands)
     installations.py   installation and installation_repositories
@@ -62,6 +62,19 @@ def pr_key(repo_full_name: str, number: int) -> str:
     return f"{repo_full_name}#{number}"
 
 
+def own_pull_numbers(payload: dict[str, Any], holder: dict[str, Any]) -> list[int]:
+    """The numbers of a check event's `pull_requests` that are based in the event's repository. GitHub lists
+    every pull request whose head matches, also those of other repositories (a fork syncing from this one):
+    their numbers name unrelated pull requests here."""
+    repo_id = (payload.get("repository") or {}).get("id")
+    out = []
+    for p in holder.get("pull_requests") or []:
+        base_id = ((p.get("base") or {}).get("repo") or {}).get("id")
+        if repo_id is None or base_id is None or base_id == repo_id:
+            out.append(int(p["number"]))
+    return out
+
+
 def job_key(event: str, payload: dict[str, Any]) -> tuple[str | None, str | None]:
     """(supersession key, head sha) of a delivery when it is known from the payload alone.
 
@@ -77,7 +90,7 @@ def job_key(event: str, payload: dict[str, Any]) -> tuple[str | None, str | None
     if event in ("check_suite", "check_run") and payload.get("action") in ("requested", "rerequested",
                                                                             "requested_action"):
         holder = payload.get(event) or {}
-        prs = holder.get("pull_requests") or []
-        if len(prs) == 1:
-            return pr_key(repo, int(prs[0]["number"])), holder.get("head_sha")
+        numbers = own_pull_numbers(payload, holder)
+        if len(numbers) == 1:
+            return pr_key(repo, numbers[0]), holder.get("head_sha")
     return None, None

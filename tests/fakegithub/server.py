@@ -694,6 +694,11 @@ class FakeGitHub:
             if a["start_line"] < 1:
                 errors.append({"resource": "CheckRun", "code": "invalid", "field": f"annotations[{i}].start_line",
                                "message": "start_line must be at least 1"})
+        for field_ in ("summary", "text"):
+            # GitHub's documentation says characters; its validation counts UTF-8 bytes.
+            if len((output.get(field_) or "").encode()) > 65535:
+                errors.append({"resource": "CheckRun", "code": "custom", "field": field_,
+                               "message": f"{field_} exceeds a maximum bytesize of 65535"})
         conclusion = body.get("conclusion")
         if conclusion == "stale":
             errors.append({"resource": "CheckRun", "code": "invalid", "field": "conclusion",
