@@ -24,7 +24,7 @@ log = structlog.get_logger("bot.webhook")
 # The event label of deliveries that failed before their signature was checked: the header is the sender's
 # word, and an unauthenticated sender must not be able to create metric series.
 UNVERIFIED = "unverified"
-BURST_GAP = 0.005   # seconds without an answer after which a burst of deliveries is taken to be over
+BURST_GAP = 0.02    # seconds without an answer after which a burst of deliveries is taken to be over
 
 
 def signature_of(secret: str | bytes, body: bytes) -> str:
