@@ -248,6 +248,15 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
     return report
 
 
+def _edited_base_key(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """An `edited` pull_request runs the checks when its base changed (on_pull_request_edited); its key is not
+    taken from the payload (a title edit must not supersede a running job), so it is worked out here."""
+    pr, repo = data.get("pull_request") or {}, (data.get("repository") or {}).get("full_name")
+    if "base" not in (data.get("changes") or {}) or pr.get("state", "open") != "open" or not repo:
+        return None, None
+    return pr_key(repo, int(pr["number"])), (pr.get("head") or {}).get("sha")
+
+
 def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
     """(repository, PR key, head sha, installation id) of a waiting job that would run the PR checks."""
     try:
@@ -261,6 +270,8 @@ def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
             and (data.get("requested_action") or {}).get("identifier") != ACTION_RERUN)):
         return None
     key, sha = job_key(job.event, data)
+    if key is None and job.event == "pull_request" and data.get("action") == "edited":
+        key, sha = _edited_base_key(data)
     if key is None or sha is None:
         return None
     installation_id = job.installation_id or (data.get("installation") or {}).get("id")
