@@ -142,7 +142,9 @@ class ServerActions:
             raise CommandError(f"replay could not run (`detbot/replay` concluded {conclusion}); see the check run")
         if report.unknown_rules:
             raise CommandError("no rule matches " + ", ".join(f"`{u}`" for u in report.unknown_rules[:10]))
-        return f"Replay at {target.head_sha[:7]}: {summary_line(report)} (see the `detbot/replay` check run)."
+        # The conclusion too: the counts alone read as a pass when the replay was incomplete (3,000-file cut).
+        return (f"Replay at {target.head_sha[:7]}: {summary_line(report)}; the `detbot/replay` check run "
+                f"concluded **{conclusion}**.")
 
     async def kpi(self, gh: Any, target: PullRequestTarget, days: int) -> str | None:
         settings = self.ctx.settings
