@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import time as dtime, timedelta
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -20,7 +20,7 @@ from checks.yamldoc import YamlError, load_all
 
 from .command_handlers import CommandError, handle_issue_comment
 from .fetch import Fetcher, PullRequestSnapshot
-from .kpi_comment import upsert_marked_comment
+from .kpi_comment import KPI_MARKER, upsert_marked_comment
 from .payloads import payload_problem
 from .pr_flow import PullRequestTarget, check_pull_request
 from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
@@ -103,6 +103,16 @@ async def close_stores() -> None:
     _stores.clear()
 
 
+async def read_alert_store(url: str, read: Callable[[Any], Awaitable[str]]) -> str:
+    """`read(store)`, or CommandError with a message fit for a public comment: the store's own errors name its
+    URL, which may hold a password."""
+    try:
+        return await read(await alert_store(url))
+    except Exception as e:  # noqa: BLE001 -- whatever the backend raises (StoreError, OSError, driver errors)
+        log.warning("kpi.store_unavailable", error=repr(e))
+        raise CommandError("the alert store could not be read (the server log says why)") from e
+
+
 def _alert_settings(config: Config) -> Any:
     from checks.kpi.settings import alert_settings
     return alert_settings(config)
@@ -120,7 +130,12 @@ async def post_kpi_comment(gh: Any, ctx: Any, target: PullRequestTarget, config:
     except ConfigError as e:
         log.warning("kpi_comment.config_error", repo=target.repo, error=str(e))
         return
-    body = await kpi_comment(await alert_store(settings.alert_store), changed_rules(snap), alert_cfg)
+    rules = changed_rules(snap)
+    try:
+        body = await read_alert_store(settings.alert_store, lambda store: kpi_comment(store, rules, alert_cfg))
+    except CommandError as e:   # the checks are concluded already; the comment says why there are no figures
+        body = (f"{KPI_MARKER}\n### Production alerts of the changed rules\n\n:warning: No figures this time: "
+                f"{e}. They come back with the next push, or comment `/kpi`.")
     result = await upsert_marked_comment(gh, target.repo, target.number, body, bot_login=settings.bot_login)
     log.info("kpi_comment", repo=target.repo, pr=target.number, action=result.action, comment=result.id)
 
@@ -158,8 +173,9 @@ class ServerActions:
         rules = [r for r in changed_rules(snap) if r[0]]
         if not rules:
             return "No rule with an `id` changes in this pull request: no KPIs to show."
-        return await kpi_view(await alert_store(settings.alert_store), [r[0] for r in rules],
-                              _alert_settings(config), days=days, titles={r[0]: r[1] for r in rules})
+        alert_cfg = _alert_settings(config)
+        return await read_alert_store(settings.alert_store, lambda store: kpi_view(
+            store, [r[0] for r in rules], alert_cfg, days=days, titles={r[0]: r[1] for r in rules}))
 
 
 # ---------------------------------------------------------------- webhook handlers (registered in bot/routes)
