@@ -150,7 +150,6 @@ async def _run(payload: dict[str, Any], gh: Any, actions: CommandActions, out: C
                     f"write access to this repository, so nothing was run. A maintainer can run "
                     f"{', '.join(f'`{c.line}`' for c in commands[:3])} for you.")
         return
-    target: PullRequestTarget | None = None
     installation_id = (payload.get("installation") or {}).get("id")
     help_wanted = False
     for c in commands:
