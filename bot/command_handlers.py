@@ -7,6 +7,7 @@ TTL memory of (comment id, command line) pairs for edits that race each other).
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Protocol
 
@@ -63,9 +64,10 @@ async def has_write_permission(gh: Any, repo: str, login: str) -> bool:
         if e.status_code in (403, 404):
             return False
         raise
+    # `permission` is the base role: maintain folds into write, triage into read, and a custom role reports
+    # the base it is built on (its `role_name` is its own name, so role_name alone refuses custom write roles).
     role = (perm.get("role_name") or "").lower()
-    # `permission` folds maintain into write and triage into read; role_name keeps them apart.
-    return role in WRITE_ROLES or (not role and (perm.get("permission") or "").lower() in WRITE_ROLES)
+    return role in WRITE_ROLES or (perm.get("permission") or "").lower() in WRITE_ROLES
 
 
 async def react(gh: Any, repo: str, comment_id: int, content: str) -> None:
@@ -87,8 +89,12 @@ def new_commands(payload: dict[str, Any]) -> list[Command]:
     return commands
 
 
-async def pull_request_target(gh: Any, repo: str, number: int, installation_id: int | None) -> PullRequestTarget:
+async def pull_request_target(gh: Any, repo: str, number: int, installation_id: int | None,
+                              command: Command) -> PullRequestTarget:
     pr = await gh.getitem(f"/repos/{repo}/pulls/{number}")
+    if command.name in ("recheck", "replay") and pr.get("state", "open") != "open":
+        # Checks of a closed pull request gate nothing; replay would publish a run nobody looks at.
+        raise CommandError(f"this pull request is {'merged' if pr.get('merged') else 'closed'}: reopen it first")
     return PullRequestTarget.from_pull_request(pr, installation_id)
 
 
@@ -120,9 +126,22 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
     # Remember before running: a second edit event arriving meanwhile must not run them again.
     for c in commands:
         _handled[(repo, comment_id, c.key)] = True
-    login = sender.get("login") or ""
-    bound = log.bind(repo=repo, pr=number, comment=comment_id, user=login)
     await react(gh, repo, comment_id, "eyes")
+    try:
+        await _run(payload, gh, actions, out, commands, repo, number, comment_id)
+    except BaseException:
+        out.ok = False
+        raise
+    finally:
+        # The `eyes` always gets its answer, even when the permission API or the reply failed.
+        await asyncio.shield(react(gh, repo, comment_id, "+1" if out.ok else "-1"))
+    return out
+
+
+async def _run(payload: dict[str, Any], gh: Any, actions: CommandActions, out: CommandOutcome,
+               commands: list[Command], repo: str, number: int, comment_id: int) -> None:
+    login = (payload.get("sender") or {}).get("login") or ""
+    bound = log.bind(repo=repo, pr=number, comment=comment_id, user=login)
     if not await has_write_permission(gh, repo, login):
         out.refused = True
         out.ok = False
@@ -130,8 +149,7 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
         await reply(gh, repo, number, f"@{login} thanks, but detbot commands can only be run by people with "
                     f"write access to this repository, so nothing was run. A maintainer can run "
                     f"{', '.join(f'`{c.line}`' for c in commands[:3])} for you.")
-        return out
-    target: PullRequestTarget | None = None
+        return
     installation_id = (payload.get("installation") or {}).get("id")
     help_wanted = False
     for c in commands:
@@ -144,7 +162,7 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
             out.replies.append(f":grey_question: {c.error}")
             continue
         try:
-            target = target or await pull_request_target(gh, repo, number, installation_id)
+            target = await pull_request_target(gh, repo, number, installation_id, c)
             if c.name == "recheck":
                 text = await actions.recheck(gh, target)
             elif c.name == "replay":
@@ -165,9 +183,7 @@ async def handle_issue_comment(payload: dict[str, Any], gh: Any, actions: Comman
         out.replies.append(HELP_TEXT)
     if out.replies:
         await reply(gh, repo, number, "\n\n".join(out.replies))
-    await react(gh, repo, comment_id, "+1" if out.ok else "-1")
     bound.info("commands.done", ran=out.ran, ok=out.ok)
-    return out
 
 
 async def reply(gh: Any, repo: str, number: int, text: str) -> None:

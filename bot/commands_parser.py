@@ -7,6 +7,7 @@ Pure: text in, commands out.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 KNOWN = ("replay", "recheck", "kpi", "help")
@@ -19,7 +20,7 @@ detbot understands these commands, one per line in a pull request comment (write
 
 | command | what it does |
 |---|---|
-| `/replay [RULE...]` | re-parse the test events' raw logs with the current parsers and re-run the rules (all changed rules, or the rule ids/paths given) |
+| `/replay [RULE...]` | re-parse the test events' raw logs with the current parsers and re-run the rules (all changed rules, or the rule ids, paths or "quoted titles" given) |
 | `/recheck` | run the syntax, tests, coverage and ADS checks again |
 | `/kpi [--days N]` | post the alert KPIs of the changed rules over the last N days (default 30) |
 | `/help` | show this text |
@@ -27,6 +28,8 @@ detbot understands these commands, one per line in a pull request comment (write
 
 _COMMAND_LINE = re.compile(r"^ {0,3}/([A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(.*))?$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_DIGITS = re.compile(r"[0-9]+")
+_SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,27 @@ class Command:
         return " ".join(self.line.split()).lower()
 
 
+def _rule_args(rest: str) -> list[str]:
+    """Rule ids, paths or titles: a title with spaces in quotes (typographic ones too); `code` marks and the
+    commas of a list are not part of a name. An unquoted title arrives word by word (replay matches those)."""
+    rest = rest.translate(_SMART_QUOTES)
+    lexer = shlex.shlex(rest, posix=True)
+    lexer.whitespace_split, lexer.escape, lexer.commenters = True, "", ""   # a backslash is a path's, not an escape
+    try:
+        words = list(lexer)
+    except ValueError:  # an unbalanced quote, e.g. the apostrophe of an unquoted title
+        words = rest.split()
+    names = (n.strip().strip("`").strip() for w in words for n in w.split(","))
+    return [n for n in names if n]
+
+
 def _parse_line(name: str, rest: str, line: str) -> Command:
     name = name.lower()
     args = rest.split()
     if name not in KNOWN:
         return Command("unknown", line, error=f"unknown command `/{name}`")
     if name == "replay":
-        return Command(name, line, rules=tuple(dict.fromkeys(args)))
+        return Command(name, line, rules=tuple(dict.fromkeys(_rule_args(rest))))
     if name == "kpi":
         days, error = DEFAULT_DAYS, None
         i = 0
@@ -63,7 +80,7 @@ def _parse_line(name: str, rest: str, line: str) -> Command:
             else:
                 error = f"`/kpi` takes only `--days N` (got `{args[i]}`)"
                 break
-            if not value.isdigit() or not 1 <= int(value) <= MAX_DAYS:
+            if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_DAYS:   # isdigit() takes "²"
                 error = f"`--days` must be a whole number from 1 to {MAX_DAYS} (got `{value}`)"
                 break
             days = int(value)

@@ -21,6 +21,7 @@ from gidgethub import HTTPException
 
 from checks.config import Config, ConfigError
 from checks.findings import Finding
+from checks.repository import is_rule_path
 from checks.runner import RunResult, run_checks
 
 from .fetch import Fetcher, PullRequestSnapshot, snapshot
@@ -191,9 +192,10 @@ async def check_pull_request(gh: Any, target: PullRequestTarget, *, is_current: 
         snap = await snapshot(gh, target.repo, target.number, target.head_sha, config, fetcher, dependents=True)
         if not snap.rule_paths:
             changed_count, note = snap.changed.listed, TRUNCATED_NOTE if snap.changed.truncated else ""
+            deleted = [p for p in snap.changed.removed if is_rule_path(p, config)]
             # Not a pass when GitHub listed only part of the change: the unseen files may hold rules.
             await runs.conclude_pending("failure" if note else "skipped",
-                                        lambda c: render_skipped(c, changed_count, note))
+                                        lambda c: render_skipped(c, changed_count, note, deleted))
             return FlowResult(dict(runs.concluded), config, snap)
         disabled = [c for c in runs.checks if not config.check(c).enabled]
         await asyncio.gather(*(runs.conclude(c, "skipped", render_disabled(c)) for c in disabled))

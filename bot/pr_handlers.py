@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import time as dtime, timedelta
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import structlog
 from aiohttp import web
@@ -20,7 +20,7 @@ from checks.yamldoc import YamlError, load_all
 
 from .command_handlers import CommandError, handle_issue_comment
 from .fetch import Fetcher, PullRequestSnapshot
-from .kpi_comment import upsert_marked_comment
+from .kpi_comment import KPI_MARKER, upsert_marked_comment
 from .payloads import payload_problem
 from .pr_flow import PullRequestTarget, check_pull_request
 from .publish import ACTION_REPLAY, ACTION_RERUN, PR_CHECKS, CheckRunSet, check_of
@@ -103,6 +103,16 @@ async def close_stores() -> None:
     _stores.clear()
 
 
+async def read_alert_store(url: str, read: Callable[[Any], Awaitable[str]]) -> str:
+    """`read(store)`, or CommandError with a message fit for a public comment: the store's own errors name its
+    URL, which may hold a password."""
+    try:
+        return await read(await alert_store(url))
+    except Exception as e:  # noqa: BLE001 -- whatever the backend raises (StoreError, OSError, driver errors)
+        log.warning("kpi.store_unavailable", error=repr(e))
+        raise CommandError("the alert store could not be read (the server log says why)") from e
+
+
 def _alert_settings(config: Config) -> Any:
     from checks.kpi.settings import alert_settings
     return alert_settings(config)
@@ -120,7 +130,12 @@ async def post_kpi_comment(gh: Any, ctx: Any, target: PullRequestTarget, config:
     except ConfigError as e:
         log.warning("kpi_comment.config_error", repo=target.repo, error=str(e))
         return
-    body = await kpi_comment(await alert_store(settings.alert_store), changed_rules(snap), alert_cfg)
+    rules = changed_rules(snap)
+    try:
+        body = await read_alert_store(settings.alert_store, lambda store: kpi_comment(store, rules, alert_cfg))
+    except CommandError as e:   # the checks are concluded already; the comment says why there are no figures
+        body = (f"{KPI_MARKER}\n### Production alerts of the changed rules\n\n:warning: No figures this time: "
+                f"{e}. They come back with the next push, or comment `/kpi`.")
     result = await upsert_marked_comment(gh, target.repo, target.number, body, bot_login=settings.bot_login)
     log.info("kpi_comment", repo=target.repo, pr=target.number, action=result.action, comment=result.id)
 
@@ -142,7 +157,9 @@ class ServerActions:
             raise CommandError(f"replay could not run (`detbot/replay` concluded {conclusion}); see the check run")
         if report.unknown_rules:
             raise CommandError("no rule matches " + ", ".join(f"`{u}`" for u in report.unknown_rules[:10]))
-        return f"Replay at {target.head_sha[:7]}: {summary_line(report)} (see the `detbot/replay` check run)."
+        # The conclusion too: the counts alone read as a pass when the replay was incomplete (3,000-file cut).
+        return (f"Replay at {target.head_sha[:7]}: {summary_line(report)}; the `detbot/replay` check run "
+                f"concluded **{conclusion}**.")
 
     async def kpi(self, gh: Any, target: PullRequestTarget, days: int) -> str | None:
         settings = self.ctx.settings
@@ -156,8 +173,9 @@ class ServerActions:
         rules = [r for r in changed_rules(snap) if r[0]]
         if not rules:
             return "No rule with an `id` changes in this pull request: no KPIs to show."
-        return await kpi_view(await alert_store(settings.alert_store), [r[0] for r in rules],
-                              _alert_settings(config), days=days, titles={r[0]: r[1] for r in rules})
+        alert_cfg = _alert_settings(config)
+        return await read_alert_store(settings.alert_store, lambda store: kpi_view(
+            store, [r[0] for r in rules], alert_cfg, days=days, titles={r[0]: r[1] for r in rules}))
 
 
 # ---------------------------------------------------------------- webhook handlers (registered in bot/routes)
@@ -248,6 +266,15 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
     return report
 
 
+def _edited_base_key(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """An `edited` pull_request runs the checks when its base changed (on_pull_request_edited); its key is not
+    taken from the payload (a title edit must not supersede a running job), so it is worked out here."""
+    pr, repo = data.get("pull_request") or {}, (data.get("repository") or {}).get("full_name")
+    if "base" not in (data.get("changes") or {}) or pr.get("state", "open") != "open" or not repo:
+        return None, None
+    return pr_key(repo, int(pr["number"])), (pr.get("head") or {}).get("sha")
+
+
 def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
     """(repository, PR key, head sha, installation id) of a waiting job that would run the PR checks."""
     try:
@@ -261,6 +288,8 @@ def _pr_check_target(job: Any) -> tuple[str, str, str, int] | None:
             and (data.get("requested_action") or {}).get("identifier") != ACTION_RERUN)):
         return None
     key, sha = job_key(job.event, data)
+    if key is None and job.event == "pull_request" and data.get("action") == "edited":
+        key, sha = _edited_base_key(data)
     if key is None or sha is None:
         return None
     installation_id = job.installation_id or (data.get("installation") or {}).get("id")

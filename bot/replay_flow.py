@@ -26,7 +26,7 @@ from .fetch import Fetcher, PullRequestSnapshot, branch_snapshot, snapshot
 from .pr_flow import IsCurrent, PullRequestTarget, check_executor, describe_error
 from .publish import CheckRunSet, PublishSettings, conclusion_for, config_error_text
 from .schedule import IssueChange, update_tracking_issue
-from .summary import Output, clip, render_config_error
+from .summary import TRUNCATED_NOTE, Output, clip, render_config_error
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,9 @@ async def replay_pull_request(gh: Any, target: PullRequestTarget, rules: Iterabl
                               all_rules=rule_ids is not None, extra=parsers)
         report = await replay_off_loop(snap, config, rule_ids, None if rule_ids else snap.changed.touched, executor)
         findings = replay_findings(report)
-        if report.rules == 0 and not report.unknown_rules:
+        # Replaying what the PR changes, from a listing GitHub cut at 3,000 files: unseen changes went unreplayed.
+        incomplete = rule_ids is None and snap.changed.truncated
+        if report.rules == 0 and not report.unknown_rules and not incomplete:
             out = Output("No rule to replay", "This pull request changes no rule, test or parser to replay. "
                          "Name rules to replay others: `/replay RULE_ID`.")
             await runs.conclude("replay", "skipped", out)
@@ -119,7 +121,11 @@ async def replay_pull_request(gh: Any, target: PullRequestTarget, rules: Iterabl
             conclusion = conclusion_for(findings, settings)
             if report.unknown_rules and conclusion == "success":
                 conclusion = "neutral"
-            out = Output(clip(summary_line(report), 255, "…"), clip(render_markdown(report)))
+            title, text = summary_line(report), render_markdown(report)
+            if incomplete:
+                conclusion, title = "failure", f"Incomplete: {title}"
+                text = f"{TRUNCATED_NOTE.replace('checked', 'replayed')}\n\n{text}"
+            out = Output(clip(title, 255, "…"), clip(text))
             await runs.conclude("replay", conclusion, out, findings, settings.max_annotations)
         return runs.concluded.get("replay", ""), report
     except asyncio.CancelledError:

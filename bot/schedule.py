@@ -103,6 +103,11 @@ class LastRuns(Protocol):
 
     async def put(self, repo: str, when: datetime) -> None: ...
 
+    async def claim(self, repo: str, slot: datetime, when: datetime) -> bool:
+        """Record a run at `when` unless one is recorded at or after `slot`, in one step: True when this caller
+        is the one to run it (two `detbot serve` sharing Redis must not both replay and open two issues)."""
+        ...
+
 
 class MemoryLastRuns:
     """Kept by this process only: forgotten at a restart (see DailyScheduler's `catch_up`)."""
@@ -115,6 +120,13 @@ class MemoryLastRuns:
 
     async def put(self, repo: str, when: datetime) -> None:
         self._runs[repo] = when
+
+    async def claim(self, repo: str, slot: datetime, when: datetime) -> bool:
+        last = self._runs.get(repo)
+        if last is not None and last >= slot:
+            return False
+        self._runs[repo] = when
+        return True
 
 
 class RedisLastRuns:
@@ -129,6 +141,16 @@ class RedisLastRuns:
 
     async def put(self, repo: str, when: datetime) -> None:
         await self.redis.hset(self.key, repo, when.isoformat())
+
+    # ISO times in UTC compare as strings (the slot has no fraction; "+" sorts before ".").
+    _CLAIM = ("local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+              "if v and v >= ARGV[2] then return 0 end "
+              "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1")
+
+    async def claim(self, repo: str, slot: datetime, when: datetime) -> bool:
+        utc = timezone.utc
+        return bool(await self.redis.eval(self._CLAIM, 1, self.key, repo, slot.astimezone(utc).isoformat(),
+                                          when.astimezone(utc).isoformat()))
 
 
 class DailyScheduler:
@@ -170,7 +192,9 @@ class DailyScheduler:
                 now = self.clock()
                 if at is None or not await self._is_due(repo, at, now):
                     continue
-                await self.last_runs.put(repo, now)   # before running: a failing replay waits for tomorrow
+                # Recorded before running: a failing replay waits for tomorrow.
+                if not await self.last_runs.claim(repo, last_slot(at, now), now):
+                    continue   # another process took this slot meanwhile
                 await self.replay_repo(gh, repo, branch)
                 ran.append(repo)
             except Exception as e:  # noqa: BLE001 -- one repository must not stop the others' replay

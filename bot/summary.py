@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from checks.findings import Finding
 from checks.repository import RuleBundle
@@ -133,11 +133,20 @@ TRUNCATED_NOTE = (":x: GitHub lists at most 3,000 files of a pull request: files
                   "rule checked.")
 
 
-def render_skipped(check: str, changed_count: int, note: str = "") -> Output:
-    return Output("Too many files: not every file was seen" if note else "No rule changed",
-                  f"**detbot/{check}**: this pull request changes {_plural(changed_count, 'file')}, none of them a "
-                  f"rule, its test events or its ADS document, so there is nothing to check."
-                  + (f"\n\n{note}" if note else ""))
+def render_skipped(check: str, changed_count: int, note: str = "", deleted_rules: Sequence[str] = ()) -> Output:
+    """`deleted_rules`: rules the pull request deletes (no rule left refers to them, or it would be checked)."""
+    if deleted_rules:
+        listed = ", ".join(_md_code(p) for p in deleted_rules[:10]) + (", …" if len(deleted_rules) > 10 else "")
+        title = f"{_plural(len(deleted_rules), 'rule')} deleted, nothing left to check"
+        text = (f"**detbot/{check}**: this pull request deletes {_plural(len(deleted_rules), 'rule')} ({listed}) "
+                f"and changes no other rule, test events or ADS document; no remaining correlation rule refers "
+                f"to the deleted ones, so there is nothing to check.")
+    else:
+        title = "No rule changed"
+        text = (f"**detbot/{check}**: this pull request changes {_plural(changed_count, 'file')}, none of them a "
+                f"rule, its test events or its ADS document, so there is nothing to check.")
+    return Output("Too many files: not every file was seen" if note else clip(title, MAX_TITLE, "…"),
+                  text + (f"\n\n{note}" if note else ""))
 
 
 def render_disabled(check: str) -> Output:

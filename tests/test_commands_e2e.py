@@ -149,3 +149,37 @@ async def test_replay_button_on_the_tests_run(fake_github, repo):
         await bot.settle(30)
     (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
     assert replay.conclusion == "failure" and "RULE_BROKEN" in replay.output["summary"]
+
+
+async def test_replay_beyond_githubs_3000_file_listing_is_incomplete_not_a_pass(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    unseen = [{"filename": f"docs/p{i:04d}.md", "status": "added", "sha": "0" * 40, "additions": 1,
+               "deletions": 0, "changes": 1} for i in range(3000)]
+    pr.files_override = pr.changed_files() + unseen
+    docs_only = fake_github.open_pull(repo, {"docs/a.md": "x"})
+    docs_only.files_override = docs_only.changed_files() + unseen
+    async with running_bot(fake_github) as bot:
+        payload = issue_comment_event(fake_github, pr, "/replay", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.deliver("issue_comment", issue_comment_event(fake_github, docs_only, "/replay", user="maint"))
+        await bot.settle(30)
+    (replay,) = fake_github.check_runs(repo, pr.head_sha, "detbot/replay")
+    assert replay.conclusion == "failure" and replay.output["title"].startswith("Incomplete: 1 rule(s)")
+    assert "3,000 files" in replay.output["summary"] and "PASS" in replay.output["summary"]
+    assert "concluded **failure**" in bot_replies(fake_github, pr)[-1].body
+    (replay,) = fake_github.check_runs(repo, docs_only.head_sha, "detbot/replay")
+    assert replay.conclusion == "failure" and "3,000 files" in replay.output["summary"]
+
+
+async def test_replay_by_title_quoted_or_not_and_by_path_in_code_marks(fake_github, repo):
+    from tests.ghflow_support import new_rule_path
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    title = "Certutil Download From Internet 1"
+    async with running_bot(fake_github) as bot:
+        for body in (f"/replay {title}", f'/replay "{title.lower()}"', f"/replay `{new_rule_path(1)}`,"):
+            payload = issue_comment_event(fake_github, pr, body, user="maint")
+            await bot.deliver("issue_comment", payload)
+            await bot.settle(30)
+            assert reactions(fake_github, payload) == ["eyes", "+1"], body
+            reply = bot_replies(fake_github, pr)[-1].body
+            assert "1 rule(s)" in reply and "concluded **success**" in reply, body

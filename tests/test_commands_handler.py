@@ -64,7 +64,7 @@ async def test_triage_and_strangers_run_nothing_and_get_a_polite_reply(fake_gith
         out = await handle_issue_comment(payload, gh, actions)
         assert out.refused and actions.calls == []
         assert "write access" in replies(fake_github, pr)[-1] and f"@{user}" in replies(fake_github, pr)[-1]
-        assert "+1" not in reactions(fake_github, payload)
+        assert reactions(fake_github, payload) == ["eyes", "-1"]   # the eyes are answered, never left alone
 
 
 async def test_bots_and_app_comments_are_ignored(fake_github, gh, pr):
@@ -129,3 +129,40 @@ async def test_same_line_twice_runs_once(fake_github, gh, pr):
     payload = issue_comment_event(fake_github, pr, "/recheck\n/kpi\n/RECHECK", user="writer")
     out = await handle_issue_comment(payload, gh, actions)
     assert out.ran == ["recheck", "kpi"] and [c[0] for c in actions.calls] == ["recheck", "kpi"]
+
+
+async def test_custom_roles_count_by_the_base_role_they_are_built_on(fake_github, gh, pr):
+    fake_github.set_permission(pr.repo, "detection-engineer", "detection-engineer:write")
+    fake_github.set_permission(pr.repo, "soc-reader", "soc-reader:triage")
+    actions = Recorded()
+    out = await handle_issue_comment(issue_comment_event(fake_github, pr, "/recheck", user="detection-engineer"),
+                                     gh, actions)
+    assert out.ok and actions.calls == [("recheck", pr.head_sha)]
+    out = await handle_issue_comment(issue_comment_event(fake_github, pr, "/recheck", user="soc-reader"),
+                                     gh, actions)
+    assert out.refused and len(actions.calls) == 1
+
+
+async def test_eyes_are_answered_when_the_permission_api_or_the_reply_fails(fake_github, gh, pr):
+    fake_github.fail("/repos/*/collaborators/*/permission", times=10, status=500)
+    payload = issue_comment_event(fake_github, pr, "/recheck", user="writer")
+    with pytest.raises(Exception):
+        await handle_issue_comment(payload, gh, Recorded())
+    assert reactions(fake_github, payload) == ["eyes", "-1"]
+    fake_github.faults.clear()
+    fake_github.fail("/repos/*/issues/*/comments", times=10, status=500, method="POST")
+    payload = issue_comment_event(fake_github, pr, "/kpi", user="writer")
+    with pytest.raises(Exception):
+        await handle_issue_comment(payload, gh, Recorded())
+    assert reactions(fake_github, payload) == ["eyes", "-1"]
+
+
+async def test_recheck_and_replay_on_a_closed_pull_request_say_so_and_run_nothing(fake_github, gh, pr):
+    pr.state = "closed"
+    actions = Recorded()
+    payload = issue_comment_event(fake_github, pr, "/recheck\n/replay\n/kpi", user="writer")
+    out = await handle_issue_comment(payload, gh, actions)
+    assert actions.calls == [("kpi", 30)] and not out.ok
+    reply = replies(fake_github, pr)[-1]
+    assert reply.count("this pull request is closed: reopen it first") == 2
+    assert reactions(fake_github, payload) == ["eyes", "-1"]

@@ -19,6 +19,14 @@ def test_replay_rules_deduplicated_in_order():
     assert parse_commands("/replay")[0].rules == ()
 
 
+def test_replay_names_in_quotes_code_marks_and_comma_lists():
+    (cmd,) = parse_commands('/replay `rules/a.yml`, id-2,id-3 "Certutil Download" \u201cAzure Sign-in\u201d')
+    assert cmd.rules == ("rules/a.yml", "id-2", "id-3", "Certutil Download", "Azure Sign-in")
+    # An apostrophe is not an opening quote; a backslash is kept.
+    assert parse_commands("/replay User's Run")[0].rules == ("User's", "Run")
+    assert parse_commands(r'/replay "C:\Temp Exec"')[0].rules == (r"C:\Temp Exec",)
+
+
 def test_kpi_days_forms_and_errors():
     assert parse_commands("/kpi")[0].days == DEFAULT_DAYS
     assert parse_commands("/kpi --days=14")[0].days == 14
@@ -26,6 +34,9 @@ def test_kpi_days_forms_and_errors():
     assert parse_commands("/kpi --days many")[0].error
     assert parse_commands("/kpi --weeks 2")[0].error
     assert parse_commands("/kpi --days 400")[0].error
+    # Unicode digits pass str.isdigit() but not int(): an error to show, not a crash.
+    for odd in ("²", "\u0663", "７", "+7", "7.5", "1e2"):
+        assert "whole number" in parse_commands(f"/kpi --days {odd}")[0].error
 
 
 def test_commands_without_arguments_reject_arguments():

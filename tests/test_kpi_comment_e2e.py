@@ -75,3 +75,38 @@ async def test_no_alert_store_no_comment(fake_github):
         await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
         await bot.settle()
     assert ours(fake_github, pr) == []
+
+
+async def test_unreachable_alert_store_gives_a_clear_line_not_a_crash_nor_its_password(fake_github):
+    from tests.fakegithub import issue_comment_event
+    url = "postgresql://kpi:s3cret-pw@127.0.0.1:1/alerts"     # nothing listens on port 1
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    fake_github.set_permission(repo, "maint", "maintain")
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    async with running_bot(fake_github, alert_store=url) as bot:
+        await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+        await bot.settle()
+        (comment,) = ours(fake_github, pr)
+        payload = issue_comment_event(fake_github, pr, "/kpi", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.settle()
+    assert {r.conclusion for r in fake_github.check_runs(repo, pr.head_sha)} == {"success"}
+    assert comment.body.startswith(KPI_MARKER) and "alert store could not be read" in comment.body
+    reply = ours(fake_github, pr)[-1].body
+    assert "`/kpi`: the alert store could not be read" in reply
+    assert all("s3cret" not in c.body for c in fake_github.issue_comments(repo, pr.number))
+    assert [r["content"] for r in fake_github.comments[payload["comment"]["id"]].reactions] == ["eyes", "-1"]
+
+
+async def test_empty_alert_store_lists_the_rules_without_history(fake_github, tmp_path):
+    url = f"sqlite:///{tmp_path}/empty.db"
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    try:
+        async with running_bot(fake_github, alert_store=url) as bot:
+            await bot.deliver("pull_request", pull_request_event(fake_github, pr, "opened"))
+            await bot.settle()
+    finally:
+        await close_stores()
+    (comment,) = ours(fake_github, pr)
+    assert "1 changed rule, 0 with alerts" in comment.body and "no production history" in comment.body

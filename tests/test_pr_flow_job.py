@@ -64,6 +64,19 @@ async def test_pr_touching_no_rule_concludes_all_skipped(fake_github, gh_app):
     assert all("none of them a rule" in r.output["summary"] for r in runs.values())
 
 
+async def test_pr_only_deleting_a_rule_says_so_in_the_skipped_runs(fake_github, gh_app):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    stem = "rules/network/zeek/zeek_dns_susp_tld"
+    pr = fake_github.open_pull(repo, {}, delete=(f"{stem}.yml", f"{stem}.tests.yml", f"{stem}.ads.md"))
+    await run_job(fake_github, gh_app, pr)
+    runs = runs_by_name(fake_github, repo, pr.head_sha)
+    assert {r.conclusion for r in runs.values()} == {"skipped"}
+    for r in runs.values():
+        assert r.output["title"] == "1 rule deleted, nothing left to check"
+        assert f"deletes 1 rule (`{stem}.yml`)" in r.output["summary"]
+        assert "none of them a rule" not in r.output["summary"]
+
+
 async def test_config_error_fails_every_run_naming_key_and_line(fake_github, gh_app):
     repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION,
                                 files=example_files("rules: ['rules/**/*.yml']\nchecks:\n  syntax: true\n  bogus: 1\n"))

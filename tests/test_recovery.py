@@ -155,3 +155,25 @@ async def test_jobs_left_at_shutdown_are_run_by_the_next_start(fake_github):
         latest = runs_by_name(fake_github, repo, pr.head_sha)
         assert latest["detbot/syntax"].conclusion == "failure" and latest["detbot/tests"].conclusion != "cancelled"
     assert {fake_github.runs[r.id].conclusion for r in left} == {"cancelled"}    # "Interrupted, re-run"
+
+
+async def test_waiting_base_change_edit_is_handed_over_and_title_edit_is_not(fake_github):
+    """An `edited` pull_request with a new base re-runs the checks like a push: waiting at shutdown, it leaves
+    its checks `queued` for the next start instead of being dropped. A title edit runs nothing and leaves none."""
+    from bot.pr_handlers import hand_over_jobs
+    from bot.queue import Job
+    from tests.fakegithub import pull_request_event
+    from tests.fakegithub.harness import running_bot
+
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    moved, titled = (fake_github.open_pull(repo, {f"rules/windows/bad{i}.yml": BROKEN_RULE}) for i in range(2))
+    based = pull_request_event(fake_github, moved, "edited")
+    based["changes"] = {"base": {"ref": {"from": "dev"}, "sha": {"from": moved.base_sha}}}
+    retitled = pull_request_event(fake_github, titled, "edited")
+    retitled["changes"] = {"title": {"from": "old"}}
+    async with running_bot(fake_github) as bot:
+        await hand_over_jobs(bot.github, [Job("pull_request", based, installation_id=INSTALLATION),
+                                          Job("pull_request", retitled, installation_id=INSTALLATION)])
+    assert {r.status for r in fake_github.check_runs(repo, moved.head_sha)} == {"queued"}
+    assert len(fake_github.check_runs(repo, moved.head_sha)) == 4
+    assert fake_github.check_runs(repo, titled.head_sha) == []

@@ -121,3 +121,31 @@ async def redis_store():
     yield RedisLastRuns(r, key)
     await r.delete(key)
     await r.aclose()
+
+
+async def test_two_servers_sharing_redis_replay_a_slot_once(redis_store):
+    """Two `detbot serve` processes tick at the same moment: both read the last run before either records
+    theirs; one replays (one issue), the other finds the slot taken."""
+    import asyncio
+
+    class BothRead:     # the real Redis record; `get` returns once both processes have read it
+        def __init__(self, inner, readers=2):
+            self.inner, self.left, self.all_read = inner, readers, asyncio.Event()
+
+        async def get(self, repo):
+            value = await self.inner.get(repo)
+            self.left -= 1
+            if self.left == 0:
+                self.all_read.set()
+            await self.all_read.wait()
+            return value
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    now, ran = [utc(3, 1, day=9)], []
+    await redis_store.put("o/a", utc(3, 0, day=8))
+    shared = BothRead(redis_store)
+    a, b = _scheduler(now, ran, last_runs=shared), _scheduler(now, ran, last_runs=shared)
+    results = await asyncio.gather(a.run_due(), b.run_due())
+    assert sorted(results) == [[], ["o/a"]] and len(ran) == 1

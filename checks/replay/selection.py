@@ -55,9 +55,14 @@ def select_bundles(ctx: CheckContext, settings: ReplaySettings, rule_ids: list[s
     every = discover(ctx.source, ctx.config)
     if rule_ids:
         wanted = {r.strip().lower(): r.strip() for r in rule_ids if r.strip()}
+        # `/replay Certutil Download From Internet`: an unquoted title arrives word by word.
+        phrase = " ".join(wanted) if len(wanted) > 1 else None
         chosen, seen = [], set()
         for b in every:
-            hit = _rule_keys(b, ctx) & wanted.keys()
+            keys = _rule_keys(b, ctx)
+            hit = keys & wanted.keys()
+            if phrase in keys:
+                hit = set(wanted)
             if hit:
                 chosen.append(b)
                 seen |= hit

@@ -273,7 +273,8 @@ class FakeGitHub:
         return self.pulls[(repo.full_name.lower(), number)]
 
     def set_permission(self, repo: Repo, login: str, permission: str) -> None:
-        """Collaborator permission: admin | maintain | write | triage | read | none."""
+        """Collaborator permission: admin | maintain | write | triage | read | none, or a custom role
+        `name:base` (e.g. `detection-engineer:write`) built on one of those."""
         repo.permissions[login] = permission
 
     def add_comment(self, repo: Repo, number: int, body: str, user: str = "octocat",
@@ -862,14 +863,16 @@ class FakeGitHub:
         perm = repo.permissions.get(login)
         if perm is None:
             perm = "none" if repo.private else "read"
+        role, _, base = perm.partition(":")   # a custom role "name:base" reports its name and its base role
+        perm = base or role
         legacy = {"maintain": "write", "triage": "read"}.get(perm, perm)   # `permission` keeps the old names
         user = self.render.user(login)
         levels = ["read", "triage", "write", "maintain", "admin"]
         rank = levels.index(perm) if perm in levels else -1
-        user["role_name"] = perm
+        user["role_name"] = role
         user["permissions"] = {"pull": rank >= 0, "triage": rank >= 1, "push": rank >= 2, "maintain": rank >= 3,
                                "admin": rank >= 4}
-        return {"permission": legacy, "role_name": perm, "user": user}
+        return {"permission": legacy, "role_name": role, "user": user}
 
     async def _create_status(self, call: Call) -> Any:
         repo = self._repo_for(call)
