@@ -25,7 +25,7 @@ from checks.replay.settings import parse_settings, parser_files
 from .fetch import Fetcher, PullRequestSnapshot, branch_snapshot, snapshot
 from .pr_flow import IsCurrent, PullRequestTarget, check_executor, describe_error
 from .publish import CheckRunSet, PublishSettings, conclusion_for, config_error_text
-from .schedule import IssueChange, update_tracking_issue
+from .schedule import IssueChange, issue_room, update_tracking_issue
 from .summary import TRUNCATED_NOTE, Output, clip, render_config_error
 
 log = structlog.get_logger(__name__)
@@ -148,7 +148,7 @@ async def replay_catalog(gh: Any, repo: str, branch: str, bot_login: str, *,
     config = await fetcher.config(branch)
     snap = await branch_snapshot(gh, repo, branch, config, extra=_parsers_of(config))
     report = await replay_off_loop(snap, config, None, None, executor)
-    change = await update_tracking_issue(gh, repo, bot_login, render_issue(report))
+    change = await update_tracking_issue(gh, repo, bot_login, render_issue(report, max_bytes=issue_room()))
     log.info("replay.daily", repo=repo, branch=branch, rules=report.rules, counts=report.counts,
              issue=change.action, number=change.number)
     return report, change

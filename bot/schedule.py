@@ -16,13 +16,17 @@ import structlog
 
 from checks.config import Config
 
+from checks.replay.report import MAX_ISSUE_BODY
+
 from .github.create import create_once, post_comment_once
+from .summary import clip
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_TIME = dtime(3, 0)
 ISSUE_MARKER = "<!-- detbot:replay-daily -->"
 ISSUE_TITLE = "detbot: daily replay found broken rules"
+_CUT_NOTE = "\n\n_… cut at GitHub's size limit: run `detbot replay --all` to see all._"
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -63,6 +67,11 @@ class IssueChange:
     number: int | None = None
 
 
+def issue_room(marker: str = ISSUE_MARKER) -> int:
+    """The UTF-8 bytes left for the body once `update_tracking_issue` put the marker line before it."""
+    return MAX_ISSUE_BODY - len(f"{marker}\n".encode("utf-8"))
+
+
 async def find_tracking_issue(gh: Any, repo: str, bot_login: str, marker: str = ISSUE_MARKER) -> dict | None:
     url = f"/repos/{repo}/issues?state=open&creator={bot_login}&per_page=100"
     async for issue in gh.getiter(url):
@@ -85,7 +94,8 @@ async def update_tracking_issue(gh: Any, repo: str, bot_login: str, body: str | 
         await gh.patch(f"/repos/{repo}/issues/{issue['number']}",
                        data={"state": "closed", "state_reason": "completed"})
         return IssueChange("closed", int(issue["number"]))
-    body = f"{marker}\n{body}"[:65536]
+    # The body is rendered to fit (`issue_room`); the clip is the last guard, with a note, never a silent cut.
+    body = clip(f"{marker}\n{body}", MAX_ISSUE_BODY, _CUT_NOTE)
     if issue is None:
         created = await create_once(gh, f"/repos/{repo}/issues", {"title": title, "body": body},
                                     find=lambda: find_tracking_issue(gh, repo, bot_login, marker))

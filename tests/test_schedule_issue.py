@@ -6,6 +6,7 @@ fake GitHub validates against both and answers them from a small in-memory issue
 """
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ import pytest
 import tests.fakegithub.server as fake_server
 from bot.fetch import BLOBS
 from bot.replay_flow import replay_catalog
-from bot.schedule import ISSUE_MARKER
+from bot.schedule import ISSUE_MARKER, issue_room, update_tracking_issue
+from checks.replay.report import render_issue
+from checks.replay.results import FieldChange, ReplayReport, ReplayResult
 from tests.fakegithub.spec import Spec, load_spec
 from tests.fakegithub.state import iso
 from tests.ghflow_support import INSTALLATION, M365_PARSER, broken_m365_parser, example_files
@@ -144,3 +147,33 @@ async def test_daily_replay_reuses_parse_results_until_the_parser_changes(fake_g
     fake_github.push(repo, "main", {PARSER: broken_m365_parser(1)})
     broken, _ = await replay_catalog(gh, repo.full_name, "main", fake_github.bot_login)
     assert broken.broken and broken.parsed > 0
+
+
+def _huge_breakage(rules: int = 400) -> ReplayReport:
+    """Non-ASCII rule titles and field values: the body's size in bytes is well over its size in characters."""
+    results = [ReplayResult(f"id-{i}", f"rules/r{i:03d}.yml", f"test {j} ✓", f"rules/r{i:03d}.tests.yml", 3 + j,
+                            "RULE_BROKEN", "no longer matches", rule_title=f"Règle n°{i} — détection " * 4,
+                            field_diff=[FieldChange(f"champ.{k}", "changed", "é" * 60, "ü" * 60) for k in range(6)])
+               for i in range(rules) for j in range(2)]
+    return ReplayReport(results=results, rules=rules)
+
+
+async def test_a_huge_breakage_is_summarised_within_the_body_limit(fake_github, gh, issues):
+    repo = fake_github.add_repo("octo/rules", installation_id=INSTALLATION, files=example_files())
+    body = render_issue(_huge_breakage(), max_bytes=issue_room())
+    change = await update_tracking_issue(gh, repo.full_name, fake_github.bot_login, body)
+    assert change.action == "opened" and fake_github.validation_errors == []
+    (issue,) = issues.values()
+    assert issue["body"] == f"{ISSUE_MARKER}\n{body}" and len(issue["body"].encode()) <= 65536
+    listed = issue["body"].count("\n### ")
+    assert 0 < listed < 400
+    # Every rule left out is counted, and the reader is told how to see them all.
+    more = re.search(r"… and (\d+) more broken test\(s\), (\d+) more rule\(s\), not listed here: "
+                     r"run `detbot replay --all` to see them all\.", issue["body"])
+    assert more and int(more.group(2)) == 400 - listed and int(more.group(1)) >= 2 * int(more.group(2))
+    assert issue["body"].endswith("to see the details.")
+
+
+def test_a_breakage_that_fits_is_listed_whole():
+    body = render_issue(_huge_breakage(rules=5))
+    assert body.count("### ") == 5 and "not listed here" not in body

@@ -92,9 +92,31 @@ def render_markdown(report: ReplayReport, max_rows: int = 50, title: str = "Repl
     return "\n".join(out)
 
 
-def render_issue(report: ReplayReport, max_tests: int = 200) -> str | None:
+# GitHub refuses an issue body over 65,536 characters; counted in UTF-8 bytes to be safe (as check runs are).
+MAX_ISSUE_BODY = 65536
+SEE_ALL = "`detbot replay --all`"
+
+
+def _issue_test_lines(r: ReplayResult) -> list[str]:
+    return ([f"- {ICONS[r.verdict]} **{r.verdict}**: test '{_cell(r.test_name, 120)}' "
+             f"(`{r.test_path}:{r.test_line}`, parser `{r.parser}`): {_cell(r.summary or r.detail)}"]
+            + [f"  - `{_cell(c.field, 80)}`: {_cell(c.describe().split(': ', 1)[1], 200)}" for c in r.field_diff[:10]])
+
+
+def _bytes(lines: list[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+def _more_line(tests: int, rules: int) -> str:
+    return (f"… and {tests} more broken test(s), {rules} more rule(s), not listed here: "
+            f"run {SEE_ALL} to see them all.")
+
+
+def render_issue(report: ReplayReport, max_tests: int = 200, max_bytes: int = MAX_ISSUE_BODY) -> str | None:
     """The body of the issue tracking a catalog's breakage, grouped by rule with the fields that changed; None
-    when nothing is broken. Deterministic (no timings, no cache figures) so an unchanged state edits nothing."""
+    when nothing is broken. Deterministic (no timings, no cache figures) so an unchanged state edits nothing.
+    Lists the broken rules while they fit in `max_tests` tests and `max_bytes` UTF-8 bytes, then says how many
+    more there are (a cut-off body would hide that)."""
     bad = [r for r in report.results if r.broken]
     if not bad:
         return None
@@ -105,21 +127,29 @@ def render_issue(report: ReplayReport, max_tests: int = 200) -> str | None:
     out = [f"Replaying the test events' raw logs through the current parsers breaks {len(by_rule)} rule(s) "
            f"({', '.join(f'{counts[v]} {v}' for v in BROKEN if counts[v])}, out of {len(report.results)} tests).",
            ""]
-    shown = 0
+    closing = f"Run {SEE_ALL} locally, or `/replay RULE` on a pull request, to see the details."
+    # Room for the closing lines, with the largest counts they can hold.
+    budget = max_bytes - _bytes(out) - _bytes([_more_line(len(bad), len(by_rule)), closing])
+    shown = rules_shown = 0
     for path, results in by_rule.items():
         head = results[0]
         rid = f", id `{head.rule_id}`" if head.rule_id else ""
-        out.append(f"### {_cell(head.rule_title or path, 120)} (`{path}`{rid})")
+        block = [f"### {_cell(head.rule_title or path, 120)} (`{path}`{rid})"]
+        listed = 0
         for r in results:
-            if shown >= max_tests:
+            lines = _issue_test_lines(r)
+            if shown + listed >= max_tests or _bytes(block + lines + [""]) > budget:
                 break
-            shown += 1
-            out.append(f"- {ICONS[r.verdict]} **{r.verdict}**: test '{_cell(r.test_name, 120)}' "
-                       f"(`{r.test_path}:{r.test_line}`, parser `{r.parser}`): {_cell(r.summary or r.detail)}")
-            out += [f"  - `{_cell(c.field, 80)}`: {_cell(c.describe().split(': ', 1)[1], 200)}"
-                    for c in r.field_diff[:10]]
-        out.append("")
+            block += lines
+            listed += 1
+        if not listed:
+            break
+        out += block + [""]
+        budget -= _bytes(block + [""])
+        shown, rules_shown = shown + listed, rules_shown + 1
+        if listed < len(results):
+            break
     if shown < len(bad):
-        out.append(f"… and {len(bad) - shown} more broken test(s).")
-    out.append("Run `detbot replay --all` locally, or `/replay RULE` on a pull request, to see the details.")
+        out.append(_more_line(len(bad) - shown, len(by_rule) - rules_shown))
+    out.append(closing)
     return "\n".join(out)
