@@ -7,6 +7,7 @@ listing again after creating, and the newer one is removed.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,9 @@ log = structlog.get_logger(__name__)
 KPI_MARKER = "<!-- detbot:kpi -->"
 MAX_COMMENT = 65536
 
-_locks: dict[str, asyncio.Lock] = {}
+# Weak values: a lock lives while a holder or waiter refers to it (their frames do), then its entry goes, so a
+# long-lived bot keeps no entry per pull request ever seen. A later event makes a new lock, as no one holds the old.
+_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 def _lock(key: str) -> asyncio.Lock:

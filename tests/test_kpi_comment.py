@@ -3,6 +3,7 @@ import asyncio
 
 import pytest
 
+from bot import kpi_comment
 from bot.kpi_comment import KPI_MARKER, MAX_COMMENT, upsert_marked_comment
 from tests.ghflow_support import INSTALLATION, example_files, new_bundle
 
@@ -44,6 +45,24 @@ async def test_concurrent_events_make_one_comment(fake_github, gh, pr):
                                                            bot_login=fake_github.bot_login) for i in range(5)))
     assert [r.action for r in results].count("created") == 1
     assert len(ours(fake_github, pr)) == 1
+
+
+async def test_per_pr_locks_are_dropped_once_no_one_holds_or_waits(fake_github, gh, pr):
+    fake_github.latency = 0.02
+    other = fake_github.open_pull(pr.repo, new_bundle(2))
+    seen_while_busy = []
+
+    async def watch():
+        await asyncio.sleep(0.01)
+        seen_while_busy.append(len(kpi_comment._locks))
+    results = await asyncio.gather(watch(), *(upsert_marked_comment(gh, p.repo.full_name, p.number, f"v{i}",
+                                                                    bot_login=fake_github.bot_login)
+                                              for i in range(4) for p in (pr, other)))
+    # Still one comment per pull request under concurrent events, and one lock per PR while they are busy ...
+    assert [r.action for r in results[1:]].count("created") == 2 and seen_while_busy == [2]
+    assert len(ours(fake_github, pr)) == 1 and len(ours(fake_github, other)) == 1
+    # ... and none kept afterwards (a long-lived bot sees every pull request once).
+    assert len(kpi_comment._locks) == 0
 
 
 async def test_duplicate_from_another_process_is_removed(fake_github, gh, pr):
