@@ -26,7 +26,8 @@ detbot understands these commands, one per line in a pull request comment (write
 | `/help` | show this text |
 """
 
-_COMMAND_LINE = re.compile(r"^ {0,3}/([A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(.*))?$")
+# Punctuation right after the command word ends a sentence ("/recheck."), it is not part of the name.
+_COMMAND_LINE = re.compile(r"^ {0,3}/([A-Za-z][A-Za-z0-9_-]*)[.,;:!?]*(?:[ \t]+(.*))?$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _DIGITS = re.compile(r"[0-9]+")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})

@@ -147,7 +147,10 @@ class ServerActions:
         self.ctx = ctx
 
     async def recheck(self, gh: Any, target: PullRequestTarget) -> str | None:
-        await self.ctx.run.claim(pr_key(target.repo, target.number), target.head_sha)
+        if not await self.ctx.run.claim(pr_key(target.repo, target.number), target.head_sha):
+            # A push that arrived after the comment holds the PR: its checks are the ones that count.
+            return ("A newer commit of this pull request is being checked already: its check runs replace "
+                    "these, so `/recheck` did not run again.")
         await run_pr_checks(gh, self.ctx, target)
         return None
 

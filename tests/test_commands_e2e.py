@@ -1,4 +1,5 @@
 """Comment commands end to end through the server, with the real actions (replay, recheck, KPI view)."""
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -6,6 +7,8 @@ import pytest
 from bot.command_handlers import forget_handled
 from bot.fetch import BLOBS
 from bot.pr_handlers import close_stores
+from bot.queue import MemoryQueue
+from bot.routes import pr_key
 from tests.fakegithub import issue_comment_event
 from tests.fakegithub.harness import running_bot
 from tests.ghflow_support import (INSTALLATION, M365_PARSER, broken_m365_parser, example_files, new_bundle,
@@ -183,3 +186,17 @@ async def test_replay_by_title_quoted_or_not_and_by_path_in_code_marks(fake_gith
             assert reactions(fake_github, payload) == ["eyes", "+1"], body
             reply = bot_replies(fake_github, pr)[-1].body
             assert "1 rule(s)" in reply and "concluded **success**" in reply, body
+
+
+async def test_recheck_while_a_newer_push_holds_the_pull_request_says_so(fake_github, repo):
+    pr = fake_github.open_pull(repo, new_bundle(1))
+    queue = MemoryQueue(workers=2)
+    # A push's job that arrived after this comment holds the PR's key (claimed, still running elsewhere).
+    await queue.claim(pr_key(repo.full_name, pr.number), "newer-push-job", time.time() + 3600)
+    async with running_bot(fake_github, queue=queue) as bot:
+        payload = issue_comment_event(fake_github, pr, "/recheck.", user="maint")
+        await bot.deliver("issue_comment", payload)
+        await bot.settle()
+    assert fake_github.check_runs(repo) == []
+    assert "A newer commit of this pull request is being checked" in bot_replies(fake_github, pr)[-1].body
+    assert reactions(fake_github, payload) == ["eyes", "+1"]

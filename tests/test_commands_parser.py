@@ -85,3 +85,16 @@ def test_number_of_commands_is_capped():
 def test_key_ignores_case_and_spacing():
     a, b = parse_commands("/replay  Rule1\n/REPLAY rule1")
     assert a.key == b.key
+
+
+def test_trailing_punctuation_ends_the_command_word():
+    for line in ("/recheck.", "/recheck,", "/recheck!", "/ReCheck?", "/recheck..."):
+        (cmd,) = parse_commands(line)
+        assert cmd.name == "recheck" and cmd.error is None, line
+    (cmd,) = parse_commands("/kpi, --days 7")
+    assert cmd.name == "kpi" and cmd.days == 7 and cmd.error is None
+    # A longer word is another (unknown) command, answered with the help text.
+    for line in ("/rechecked", "/recheckfoo"):
+        (cmd,) = parse_commands(line)
+        assert cmd.name == "unknown" and cmd.error, line
+    assert parse_commands("/recheck.yml") == []    # a path in prose, as before
