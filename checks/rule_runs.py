@@ -74,6 +74,8 @@ def compile_docs(docs: list[RuleDoc], placeholders: Mapping[str, list[str]]) -> 
                 compiled.append(CompiledDoc(d, None, str(e)))
             except Exception as e:  # pySigma can raise plain errors on odd rules; never crash a run
                 compiled.append(CompiledDoc(d, None, f"{type(e).__name__}: {e}"))
+        elif isinstance(d.data, dict):  # pySigma could not build it at all: its tests cannot run either
+            compiled.append(CompiledDoc(d, None, str(d.errors[0]) if d.errors else "not a Sigma rule"))
     return compiled, correlations
 
 

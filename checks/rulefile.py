@@ -73,6 +73,17 @@ def build_rule(data: dict[str, Any], path: str | None = None
     return rule, list(rule.errors)
 
 
+def condition_errors(rule: Any) -> list[tuple[int, Exception]]:
+    """The conditions pySigma cannot parse (it parses them lazily), with their index."""
+    out: list[tuple[int, Exception]] = []
+    for i, cond in enumerate(getattr(getattr(rule, "detection", None), "parsed_condition", None) or []):
+        try:
+            cond.parse()
+        except Exception as err:  # anything pySigma raises on a condition is an error of the rule
+            out.append((i, err))
+    return out
+
+
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in overlay.items():

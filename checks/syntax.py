@@ -20,7 +20,7 @@ from .config import ConfigError
 from .findings import Finding, Level
 from .locate import Locator
 from .repository import is_rule_path
-from .rulefile import RuleDoc, RuleFile
+from .rulefile import RuleDoc, RuleFile, condition_errors
 from .runner import CheckContext
 from .validation import SEVERITY_LEVEL, ValidatorSet, build_validators
 from .yamldoc import Pos
@@ -144,12 +144,9 @@ class SyntaxRun:
             return
         self.rule_docs[id(rule)] = (rf, rd)
         clean = not rd.errors
-        for i, cond in enumerate(conditions or []):
-            try:
-                cond.parse()
-            except Exception as err:  # anything pySigma raises on a condition is a finding
-                clean = False
-                self.add(rf, loc.error(err, i), "failure", _error_title(err), _message(err), rd)
+        for i, err in condition_errors(rule):
+            clean = False
+            self.add(rf, loc.error(err, i), "failure", _error_title(err), _message(err), rd)
         if clean and self.validators is not None:
             self.validate(rf, rd, loc)
 

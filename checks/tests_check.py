@@ -6,8 +6,9 @@ from .correlation_runs import correlation_run, counted_events, describe_groups
 from .explain import explain_outcome
 from .findings import Finding
 from .repository import RuleBundle
-from .rule_runs import BundleRuns, TestRun, evaluated_bundles
-from .rulefile import RuleDoc
+from .rule_runs import BundleRuns, CompiledDoc, TestRun, evaluated_bundles
+from .rulefile import RuleDoc, condition_errors
+from .testevents import bundle_tests
 from .runner import CheckContext
 
 CHECK = "tests"
@@ -75,17 +76,53 @@ def correlation_tests(ctx: CheckContext, bundle: RuleBundle, corr_doc: RuleDoc, 
     return out
 
 
+def syntax_gates(ctx: CheckContext) -> bool:
+    """Whether the syntax check fails what it rejects (enabled, at failure level): then a rule that does not
+    parse fails there already. Disabled or advisory, a rule whose tests cannot run would otherwise pass."""
+    syntax = ctx.config.check("syntax")
+    return syntax.enabled and syntax.level == "failure"
+
+
+def _syntax_fails(ctx: CheckContext, rd: RuleDoc) -> bool:
+    return syntax_gates(ctx) and (rd.rule is None or bool(rd.errors) or bool(condition_errors(rd.rule)))
+
+
+def not_run(ctx: CheckContext, bundle: RuleBundle, d: CompiledDoc, tests: int) -> Finding:
+    """A rule with tests that cannot be evaluated: a failure, unless the syntax check fails the rule already
+    (no second failure for one cause; a warning says why the tests did not run)."""
+    line = d.doc.doc.line(("detection",))
+    level = "warning" if _syntax_fails(ctx, d.doc) else "failure"
+    return Finding(CHECK, bundle.rule_path, line, line, level, "Tests not run",
+                   f"{d.label}: the rule cannot be evaluated ({d.error}); its {tests} test(s) could not run",
+                   d.doc.rule_id)
+
+
+def unparsed_files(ctx: CheckContext) -> list[Finding]:
+    """Rule files that hold no rule at all (a YAML error) but have tests, when the syntax check does not fail
+    them (evaluated_bundles leaves such files to it)."""
+    out: list[Finding] = []
+    if syntax_gates(ctx):
+        return out
+    for bundle in ctx.bundles:
+        rf = ctx.rule_file(bundle.rule_path)
+        if any(isinstance(d.data, dict) for d in rf.docs):
+            continue
+        tests = bundle_tests(ctx, bundle).tests
+        if tests:
+            e = rf.yaml_error
+            line, why = (e.line, e.message) if e else (1, "the file holds no Sigma rule")
+            out.append(Finding(CHECK, bundle.rule_path, line, line, "failure", "Tests not run",
+                               f"the rule file does not parse ({why}); its {len(tests)} test(s) could not run"))
+    return out
+
+
 def run(ctx: CheckContext) -> list[Finding]:
-    findings: list[Finding] = []
+    findings: list[Finding] = unparsed_files(ctx)
     for bundle, runs in evaluated_bundles(ctx, "tests"):
         findings += runs.tests.findings
         rule_id = next((d.doc.rule_id for d in runs.docs), None)
-        for d in runs.docs:
-            if d.compiled is None and runs.tests.tests:
-                line = d.doc.doc.line(("detection",))
-                findings.append(Finding(CHECK, bundle.rule_path, line, line, "warning", "Tests not run",
-                                        f"{d.label}: the rule cannot be evaluated ({d.error}); its "
-                                        f"{len(runs.tests.tests)} test(s) were not run", d.doc.rule_id))
+        if runs.tests.tests:
+            findings += [not_run(ctx, bundle, d, len(runs.tests.tests)) for d in runs.docs if d.compiled is None]
         if runs.correlations:
             # The file's tests are the correlation's scenario, not single-event tests of its base rules.
             for corr_doc in runs.correlations:

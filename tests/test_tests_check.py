@@ -240,3 +240,34 @@ def test_correlation_scenario_tests():
                                        "(>= 2); per group: alice: 2 (reached); bob: 1")
     assert found[2].message == ("test 'ok': expected match, but the correlation did not count this event: it "
                                 "matches none of the referenced rules (failed_logon)")
+
+
+BROKEN_YAML = "title: t\nlogsource: {product: x}\ndetection:\n  sel: {a: 1\n  condition: sel\n"
+NO_SIGMA = "title: t\nlogsource: {product: x}\nlevel: high\ndetection: not a mapping\n"
+BAD_CONDITION = "title: t\nlogsource: {product: x}\ndetection:\n  sel: {a: 1}\n  condition: sel and nothere\n"
+MATCHING_TEST = "- name: t\n  expect: match\n  event: {a: 1}\n"
+
+
+def full_run(rule: str, config: str = ""):
+    files = {"rules/r.yml": rule.encode(), "rules/r.tests.yml": MATCHING_TEST.encode()}
+    return run_checks(MemorySource(files), parse_config(config) if config else Config(),
+                      only=["syntax", "tests"]).findings
+
+
+def test_a_rule_that_does_not_parse_fails_its_tests_when_syntax_does_not_gate():
+    for config in ("checks:\n  syntax: false\n", "checks:\n  syntax:\n    level: warning\n"):
+        for rule in (BROKEN_YAML, NO_SIGMA, BAD_CONDITION):
+            failures = [f for f in full_run(rule, config) if f.level == "failure"]
+            assert [(f.check, f.path, f.title) for f in failures] == [("tests", "rules/r.yml", "Tests not run")], \
+                (config, rule)
+            assert "1 test(s) could not run" in failures[0].message
+    (f,) = [f for f in full_run(BROKEN_YAML, "checks:\n  syntax: false\n") if f.check == "tests"]
+    assert f.start_line == 5 and "does not parse" in f.message     # where and why the YAML broke
+    (f,) = [f for f in full_run(NO_SIGMA, "checks:\n  syntax: false\n") if f.check == "tests"]
+    assert f.start_line == 4 and "detection" in f.message.lower()
+
+
+def test_a_rule_that_does_not_parse_fails_once_in_the_default_config():
+    for rule in (BROKEN_YAML, NO_SIGMA, BAD_CONDITION):
+        found = full_run(rule)
+        assert [f.check for f in found if f.level == "failure"] == ["syntax"], rule
