@@ -149,8 +149,8 @@ class ServerActions:
     async def recheck(self, gh: Any, target: PullRequestTarget) -> str | None:
         if not await self.ctx.run.claim(pr_key(target.repo, target.number), target.head_sha):
             # A push that arrived after the comment holds the PR: its checks are the ones that count.
-            return ("A newer commit of this pull request is being checked already: its check runs replace "
-                    "these, so `/recheck` did not run again.")
+            return ("A newer commit of this pull request is being checked already, so `/recheck` did not run: "
+                    "the newest commit's check runs are the ones that count.")
         await run_pr_checks(gh, self.ctx, target)
         return None
 

@@ -15,7 +15,6 @@ from typing import Any, Awaitable, Callable, Iterable, Protocol
 import structlog
 
 from checks.config import Config
-
 from checks.replay.report import MAX_ISSUE_BODY
 
 from .github.create import create_once, post_comment_once

@@ -8,8 +8,8 @@ from .findings import Finding
 from .repository import RuleBundle
 from .rule_runs import BundleRuns, CompiledDoc, TestRun, evaluated_bundles
 from .rulefile import RuleDoc, condition_errors
-from .testevents import bundle_tests
 from .runner import CheckContext
+from .testevents import bundle_tests
 
 CHECK = "tests"
 
