@@ -32,6 +32,8 @@ class CheckContext:
     # Files changed by a pull request; None when checking a whole repository.
     changed: set[str] | None = None
     progress: Callable[[str, int, int], None] | None = None
+    # The checks of this run (None: all enabled), so one check can tell whether another reports a problem.
+    checks: tuple[str, ...] | None = None
     _rule_files: dict[str, RuleFile] = field(default_factory=dict)
     cache: dict[str, object] = field(default_factory=dict)
 
@@ -116,8 +118,8 @@ def run_checks(source: FileSource, config: Config, changed: Iterable[str] | None
     changed_set = set(changed) if changed is not None else None
     bundles = (bundles_for_changed([*changed_set, *also], source, config) if changed_set is not None
                else discover(source, config))
-    ctx = CheckContext(source, config, bundles, changed_set, progress)
     names = enabled_checks(config, only)
+    ctx = CheckContext(source, config, bundles, changed_set, progress, tuple(names))
     findings: list[Finding] = []
     with collector_paused():
         for name in names:

@@ -80,7 +80,8 @@ def syntax_gates(ctx: CheckContext) -> bool:
     """Whether the syntax check fails what it rejects (enabled, at failure level): then a rule that does not
     parse fails there already. Disabled or advisory, a rule whose tests cannot run would otherwise pass."""
     syntax = ctx.config.check("syntax")
-    return syntax.enabled and syntax.level == "failure"
+    runs = syntax.enabled if ctx.checks is None else "syntax" in ctx.checks
+    return runs and syntax.level == "failure"
 
 
 def _syntax_fails(ctx: CheckContext, rd: RuleDoc) -> bool:

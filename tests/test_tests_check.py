@@ -181,10 +181,11 @@ def test_malformed_test_file_is_reported_by_the_tests_check_and_others_still_run
     assert (f.start_line, f.title) == (5, "Malformed test")
 
 
-def test_unevaluable_rule_is_a_warning_not_a_crash():
+def test_unevaluable_rule_is_a_warning_not_a_crash_when_syntax_fails_it():
     rule = "title: t\nlogsource: {product: x}\ndetection:\n  sel: {a: 1}\n  condition: sel and nothere\n"
-    found = check("- name: t\n  expect: match\n  event: {a: 1}\n", rule)
-    assert [(f.level, f.title) for f in found] == [("warning", "Tests not run")]
+    files = {"rules/r.yml": rule.encode(), "rules/r.tests.yml": b"- name: t\n  expect: match\n  event: {a: 1}\n"}
+    found = run_checks(MemorySource(files), Config(), only=["syntax", "tests"]).findings
+    assert [(f.level, f.title) for f in found if f.check == "tests"] == [("warning", "Tests not run")]
 
 
 def test_placeholders_from_config_are_used():
@@ -271,3 +272,11 @@ def test_a_rule_that_does_not_parse_fails_once_in_the_default_config():
     for rule in (BROKEN_YAML, NO_SIGMA, BAD_CONDITION):
         found = full_run(rule)
         assert [f.check for f in found if f.level == "failure"] == ["syntax"], rule
+
+
+def test_a_rule_that_does_not_parse_fails_its_tests_when_only_tests_run():
+    """`detbot check --check tests`: the syntax check is enabled in the config but not part of this run."""
+    for rule in (BROKEN_YAML, NO_SIGMA, BAD_CONDITION):
+        files = {"rules/r.yml": rule.encode(), "rules/r.tests.yml": MATCHING_TEST.encode()}
+        found = run_checks(MemorySource(files), Config(), only=["tests"]).findings
+        assert [(f.level, f.title) for f in found] == [("failure", "Tests not run")], rule
