@@ -28,6 +28,8 @@ MEMO_SIZE = 1024     # distinct spellings of statuses remembered per import
 # The record's fields in the order AlertReader.row takes them.
 FIELD_ORDER = ("alert_id", "source", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
                "stage", "verdict", "status")
+# What a JSON record lacking the field reads: the texts (the first five) read empty, as `_text` makes a null.
+TEXT_DEFAULTS = ("",) * 5 + (None,) * 5
 
 
 @dataclass
@@ -180,8 +182,11 @@ class AlertReader:
                 if not isinstance(record, dict):
                     self.fail(number, "not a JSON object")
                     continue
-                v = list(map(record.get, paths)) if flat else [get_path(record, p) for p in paths]
-                v[:5] = map(_text, v[:5])
+                v = list(map(record.get, paths, TEXT_DEFAULTS)) if flat else [get_path(record, p) for p in paths]
+                try:  # mostly strings, stripped in C
+                    v[:5] = map(str.strip, v[:5])
+                except TypeError:  # a null or a number among them
+                    v[:5] = map(_text, v[:5])
                 r = self.row(number, v, record)
                 if r is not None:
                     yield r

@@ -8,6 +8,7 @@ with their times as integer seconds (`epoch_rows`): a datetime pickles ten times
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 from collections import deque
@@ -30,6 +31,9 @@ _errors: list[RowError] = []
 def _start(settings: ImportSettings, rule_map: RuleMap) -> None:
     # Ctrl-C is the importing process's to handle: it rolls back and shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Decoding makes no reference cycles (and the worker ends with its import): the collector would only scan
+    # the rows over and over, ~4% of the time.
+    gc.disable()
     global _reader
     _reader = AlertReader(settings, rule_map, _errors.append)
 
