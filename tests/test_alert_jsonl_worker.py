@@ -164,3 +164,21 @@ async def test_a_killed_worker_fails_the_import_and_keeps_committed_batches(tmp_
         stored = await store.count()
         assert 300 <= stored < len(good)
         assert _table(db, "SELECT SUM(n_open + n_closed + n_rejected + n_benign) FROM alert_daily") == [(stored,)]
+
+
+@pytest.mark.parametrize("in_worker", [False, True])
+async def test_texts_of_any_json_type_and_progress(tmp_path, monkeypatch, in_worker):
+    monkeypatch.setattr(jsonl_worker, "BLOCK", 256)
+    lines = [{"alert_id": 7, "rule_id": " r1 ", "rule_title": None, "created_at": 1772400000, "status": "open"},
+             {"alert_id": " x2 ", "rule_id": "r1", "platform_rule_id": 12.5, "source": None,
+              "created_at": 1772400000, "status": "open"},
+             {"alert_id": None, "rule_id": "r1", "created_at": 1772400000, "status": "open"}] * 20
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    seen: list[tuple[int, int]] = []
+    report, errors, db = await _import(tmp_path, "a", path, in_worker, progress=lambda d, t: seen.append((d, t)))
+    assert [line for line, _ in errors] == list(range(3, 61, 3))
+    assert _table(db, "SELECT source, alert_id, rule_id, platform_rule_id, rule_title FROM alerts ORDER BY 2") == [
+        ("file", "7", "r1", "", ""), ("file", "x2", "r1", "12.5", "")]
+    assert (report.rows, report.errors, report.imported) == (60, 20, 2)  # one batch: its repeats collapse
+    assert seen == sorted(seen) and seen[-1] == (path.stat().st_size,) * 2 and len(seen) > 3
