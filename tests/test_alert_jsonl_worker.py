@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from checks.kpi import jsonl_worker
+from checks.kpi import importer, jsonl_worker
 from checks.kpi.importer import RowError, import_file
 from checks.kpi.settings import ImportSettings, RuleMap
 from checks.kpi.store import open_store
@@ -169,6 +169,7 @@ async def test_a_killed_worker_fails_the_import_and_keeps_committed_batches(tmp_
 @pytest.mark.parametrize("in_worker", [False, True])
 async def test_texts_of_any_json_type_and_progress(tmp_path, monkeypatch, in_worker):
     monkeypatch.setattr(jsonl_worker, "BLOCK", 256)
+    monkeypatch.setattr(importer, "BLOCK", 256)
     lines = [{"alert_id": 7, "rule_id": " r1 ", "rule_title": None, "created_at": 1772400000, "status": "open"},
              {"alert_id": " x2 ", "rule_id": "r1", "platform_rule_id": 12.5, "source": None,
               "created_at": 1772400000, "status": "open"},
