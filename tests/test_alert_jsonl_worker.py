@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+from datetime import datetime, timezone
 
 import pytest
 
@@ -15,6 +16,7 @@ from checks.kpi import importer, jsonl_worker
 from checks.kpi.importer import RowError, import_file
 from checks.kpi.settings import ImportSettings, RuleMap
 from checks.kpi.store import open_store
+from tests.kpi_fixtures import pg_session, store_url  # noqa: F401
 
 
 def _jsonl_with_bad_lines(n: int) -> tuple[bytes, dict[int, str], dict[str, int]]:
@@ -183,3 +185,19 @@ async def test_texts_of_any_json_type_and_progress(tmp_path, monkeypatch, in_wor
         ("file", "7", "r1", "", ""), ("file", "x2", "r1", "12.5", "")]
     assert (report.rows, report.errors, report.imported) == (60, 20, 2)  # one batch: its repeats collapse
     assert seen == sorted(seen) and seen[-1] == (path.stat().st_size,) * 2 and len(seen) > 3
+
+
+async def test_in_worker_asked_of_any_store(tmp_path, store_url):
+    """PostgreSQL takes datetimes: its rows are read here whatever is asked; SQLite's come from the worker."""
+    data, bad, good = _jsonl_with_bad_lines(300)
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(data)
+    errors: list[RowError] = []
+    async with await open_store(store_url) as store:
+        report = await import_file(store, str(path), ImportSettings(), RuleMap(), on_error=errors.append,
+                                   in_worker=True)
+        assert sorted(e.line for e in errors) == sorted(bad)
+        assert report.imported == len(good) == await store.count()
+        got = await store.get("file", "j10")
+        assert (got.created_at, got.rule_title, got.stage) == (
+            datetime(2026, 3, 2, 10, 0, 10, tzinfo=timezone.utc), "T0", "open")

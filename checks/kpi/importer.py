@@ -218,8 +218,10 @@ class _Memo(dict):
         return result
 
 
-def _blocks(f: BinaryIO, progress: Callable[[int, int], None] | None, total: int, size: int = 0) -> Iterator[bytes]:
-    """The file as blocks of whole lines (the last one may lack its newline), reporting progress after each."""
+def read_blocks(f: BinaryIO, progress: Callable[[int, int], None] | None, total: int,
+                size: int = 0) -> Iterator[bytes]:
+    """The file as blocks of whole lines (the last one may lack its newline), reporting progress after each;
+    a block is `size` bytes (BLOCK by default) and the rest of a line cut there."""
     done, rest = 0, b""
     while block := f.read(size or BLOCK):
         if rest:
@@ -269,8 +271,9 @@ async def import_file(store: AlertStore, path: str, settings: ImportSettings, ru
                       fmt: str | None = None, on_error: Callable[[RowError], None] = lambda e: None,
                       progress: Callable[[int, int], None] | None = None, batch_size: int = 50_000,
                       commit_rows: int = COMMIT_ROWS, in_worker: bool | None = None) -> ImportReport:
-    """Import one export. JSON Lines are decoded in a worker process when `in_worker` (by default: a file of
-    some size, into a store that takes `epoch_rows`); the rows and errors are the same either way."""
+    """Import one export. JSON Lines into a store that takes `epoch_rows` (SQLite, whose writes hold the GIL) are
+    decoded in a worker process when `in_worker` (by default: a file of some size); the rows and errors are the
+    same either way. The worker is spawned: a script calling this needs the `if __name__ == "__main__"` guard."""
     from . import jsonl_worker  # it builds on this module
     fmt = fmt or guess_format(path)
     if fmt not in FORMATS:
@@ -284,13 +287,13 @@ async def import_file(store: AlertStore, path: str, settings: ImportSettings, ru
         raise ImportFailed(f"{path}: {e.strerror or e}") from None
     with f, contextlib.ExitStack() as stack:
         total = os.fstat(f.fileno()).st_size
-        if in_worker is None:  # the worker pays off where decoding and writes would share one core
-            in_worker = fmt == "jsonl" and store.takes_epoch_rows and total >= jsonl_worker.MIN_BYTES
-        if in_worker and fmt == "jsonl":
+        if in_worker is None:  # the worker's start pays off on a file of some size
+            in_worker = total >= jsonl_worker.MIN_BYTES
+        if in_worker and fmt == "jsonl" and store.takes_epoch_rows:
             worker = stack.enter_context(jsonl_worker.JsonlWorker(settings, rule_map))
             chunks = worker.chunks(f, total, reader, progress)
         else:
-            blocks = _blocks(f, progress, total)
+            blocks = read_blocks(f, progress, total)
             rows = reader.csv_rows(blocks) if fmt == "csv" else reader.jsonl_rows(blocks)
             chunks = chunked(rows, CHUNK_ROWS)
         report.result = await store.upsert_rows(chunks, commit_rows=commit_rows, batch_rows=batch_size)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import BinaryIO
 
-from .importer import AlertReader, RowError, _blocks
+from .importer import AlertReader, RowError, read_blocks
 from .settings import ImportSettings, RuleMap
 from .store import Row, epoch_rows
 
@@ -68,7 +68,7 @@ class JsonlWorker:
         through its `on_error`, in line order."""
         pending: deque[tuple[Future, int]] = deque()
         line = done = 0
-        blocks = _blocks(f, None, total, BLOCK)
+        blocks = read_blocks(f, None, total, BLOCK)
         while True:
             for block in blocks:
                 pending.append((self.pool.submit(_decode, line, block), len(block)))
