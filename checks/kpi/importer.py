@@ -2,7 +2,8 @@
 
 The file is read in blocks and written in batches, so a file of millions of rows never sits in memory. Each row
 becomes a store row (a tuple) straight away: status words are looked up once per distinct spelling, and no
-Alert object is built, which matters at millions of rows (see bench/bench_kpi.py).
+Alert object is built, which matters at millions of rows (see bench/bench_kpi.py). JSON Lines bound for SQLite
+are decoded in a worker process (jsonl_worker.py), overlapping the writes.
 """
 from __future__ import annotations
 
