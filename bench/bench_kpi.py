@@ -5,7 +5,8 @@
 
 Three figures per store, each timed alone: generating the alerts in Python (once, shared by the stores);
 importing them through the store API (`upsert_stream`); and `detbot alerts import FILE` run as a command on a
-CSV and a JSON Lines export of the same alerts (the files are written once, untimed).
+CSV and a JSON Lines export of the same alerts (the files are written once, untimed). JSON Lines into SQLite are
+decoded in a worker process (checks/kpi/jsonl_worker.py): that figure wants a second core.
 
 Prints figures; asserts nothing. Targets: importing 5 M rows in under 60 s; KPIs for 50 rules in under 100 ms
 on SQLite.

@@ -2,10 +2,12 @@
 
 The file is read in blocks and written in batches, so a file of millions of rows never sits in memory. Each row
 becomes a store row (a tuple) straight away: status words are looked up once per distinct spelling, and no
-Alert object is built, which matters at millions of rows (see bench/bench_kpi.py).
+Alert object is built, which matters at millions of rows (see bench/bench_kpi.py). JSON Lines bound for SQLite
+are decoded in a worker process (jsonl_worker.py), overlapping the writes.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -18,7 +20,7 @@ from typing import Any, BinaryIO
 
 from .normalise import get_path, stage_of, status_of, timestamp, verdict_of
 from .settings import ImportSettings, RuleMap
-from .store import CHUNK_ROWS, AlertStore, Row, UpsertResult, chunked
+from .store import CHUNK_ROWS, COMMIT_ROWS, AlertStore, Row, UpsertResult, chunked
 
 FORMATS = ("csv", "jsonl")
 MAX_FIELD = 1 << 20  # one field of an alert export is never a megabyte; a longer one is a broken row
@@ -27,6 +29,8 @@ MEMO_SIZE = 1024     # distinct spellings of statuses remembered per import
 # The record's fields in the order AlertReader.row takes them.
 FIELD_ORDER = ("alert_id", "source", "rule_id", "platform_rule_id", "rule_title", "created_at", "closed_at",
                "stage", "verdict", "status")
+# What a JSON record lacking the field reads: the texts (the first five) read empty, as `_text` makes a null.
+TEXT_DEFAULTS = ("",) * 5 + (None,) * 5
 
 
 @dataclass
@@ -70,7 +74,7 @@ class AlertReader:
         self._verdict = _Memo(verdict_of)
         self._status = _Memo(lambda value: status_of(value, settings.statuses))
 
-    def _fail(self, line: int, message: str) -> None:
+    def fail(self, line: int, message: str) -> None:
         self.errors += 1
         self.on_error(RowError(line, message))
 
@@ -102,7 +106,7 @@ class AlertReader:
                     verdict = self._verdict(verdict_raw)
             return (source, alert_id, rule_id, platform, title or "", created, closed, stage, verdict)
         except ValueError as e:
-            self._fail(line, str(e))
+            self.fail(line, str(e))
             return None
 
     def csv_rows(self, blocks: Iterable[bytes]) -> Iterator[Row]:
@@ -119,7 +123,7 @@ class AlertReader:
                 return
             except csv.Error as e:
                 self.rows += 1
-                self._fail(reader.line_num, f"malformed CSV: {e}")
+                self.fail(reader.line_num, f"malformed CSV: {e}")
                 last_line = reader.line_num
                 continue
             line, last_line = last_line + 1, reader.line_num
@@ -139,10 +143,10 @@ class AlertReader:
                 continue
             self.rows += 1
             if lines.bad != bad_before:
-                self._fail(line, "not valid UTF-8")
+                self.fail(line, "not valid UTF-8")
                 continue
             if len(row) != len(header):
-                self._fail(line, f"{len(row)} fields where the header has {len(header)}")
+                self.fail(line, f"{len(row)} fields where the header has {len(header)}")
                 continue
             row = list(map(str.strip, row))  # every field is read stripped; in C here
             row.append(None)
@@ -150,11 +154,12 @@ class AlertReader:
             if r is not None:
                 yield r
 
-    def jsonl_rows(self, blocks: Iterable[bytes]) -> Iterator[Row]:
+    def jsonl_rows(self, blocks: Iterable[bytes], first_line: int = 0) -> Iterator[Row]:
+        """Rows of these blocks of whole lines, the first of which is line `first_line + 1` of the file."""
         paths = [self._cols[f] for f in FIELD_ORDER]
         flat = not any("." in p for p in paths)  # then a field is one dict lookup, not get_path's search
         decode = json.JSONDecoder().decode       # what json.loads does with text, minus its checks
-        number = 0
+        number = first_line
         for block in blocks:
             try:
                 lines: list[Any] = block.decode("utf-8").split("\n")
@@ -173,13 +178,16 @@ class AlertReader:
                 try:
                     record = parse(raw)
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    self._fail(number, f"not JSON: {e}")
+                    self.fail(number, f"not JSON: {e}")
                     continue
                 if not isinstance(record, dict):
-                    self._fail(number, "not a JSON object")
+                    self.fail(number, "not a JSON object")
                     continue
-                v = list(map(record.get, paths)) if flat else [get_path(record, p) for p in paths]
-                v[:5] = map(_text, v[:5])
+                v = list(map(record.get, paths, TEXT_DEFAULTS)) if flat else [get_path(record, p) for p in paths]
+                try:  # mostly strings, stripped in C
+                    v[:5] = map(str.strip, v[:5])
+                except TypeError:  # a null or a number among them
+                    v[:5] = map(_text, v[:5])
                 r = self.row(number, v, record)
                 if r is not None:
                     yield r
@@ -211,10 +219,12 @@ class _Memo(dict):
         return result
 
 
-def _blocks(f: BinaryIO, progress: Callable[[int, int], None] | None, total: int) -> Iterator[bytes]:
-    """The file as blocks of whole lines (the last one may lack its newline), reporting progress after each."""
+def read_blocks(f: BinaryIO, progress: Callable[[int, int], None] | None, total: int,
+                size: int = 0) -> Iterator[bytes]:
+    """The file as blocks of whole lines (the last one may lack its newline), reporting progress after each;
+    a block is `size` bytes (BLOCK by default) and the rest of a line cut there."""
     done, rest = 0, b""
-    while block := f.read(BLOCK):
+    while block := f.read(size or BLOCK):
         if rest:
             block = rest + block
         cut = block.rfind(b"\n") + 1
@@ -260,7 +270,12 @@ class _TextLines:
 
 async def import_file(store: AlertStore, path: str, settings: ImportSettings, rule_map: RuleMap,
                       fmt: str | None = None, on_error: Callable[[RowError], None] = lambda e: None,
-                      progress: Callable[[int, int], None] | None = None, batch_size: int = 50_000) -> ImportReport:
+                      progress: Callable[[int, int], None] | None = None, batch_size: int = 50_000,
+                      commit_rows: int = COMMIT_ROWS, in_worker: bool | None = None) -> ImportReport:
+    """Import one export. JSON Lines into a store that takes `epoch_rows` (SQLite, whose writes hold the GIL) are
+    decoded in a worker process when `in_worker` (by default: a file of some size); the rows and errors are the
+    same either way. The worker is spawned: a script calling this needs the `if __name__ == "__main__"` guard."""
+    from . import jsonl_worker  # it builds on this module
     fmt = fmt or guess_format(path)
     if fmt not in FORMATS:
         raise ImportFailed(f"unknown format {fmt!r} (csv or jsonl)")
@@ -271,11 +286,18 @@ async def import_file(store: AlertStore, path: str, settings: ImportSettings, ru
         f = open(path, "rb")
     except OSError as e:
         raise ImportFailed(f"{path}: {e.strerror or e}") from None
-    with f:
+    with f, contextlib.ExitStack() as stack:
         total = os.fstat(f.fileno()).st_size
-        blocks = _blocks(f, progress, total)
-        rows = reader.csv_rows(blocks) if fmt == "csv" else reader.jsonl_rows(blocks)
-        report.result = await store.upsert_rows(chunked(rows, CHUNK_ROWS), batch_rows=batch_size)
+        if in_worker is None:  # the worker's start pays off on a file of some size
+            in_worker = total >= jsonl_worker.MIN_BYTES
+        if in_worker and fmt == "jsonl" and store.takes_epoch_rows:
+            worker = stack.enter_context(jsonl_worker.JsonlWorker(settings, rule_map))
+            chunks = worker.chunks(f, total, reader, progress)
+        else:
+            blocks = read_blocks(f, progress, total)
+            rows = reader.csv_rows(blocks) if fmt == "csv" else reader.jsonl_rows(blocks)
+            chunks = chunked(rows, CHUNK_ROWS)
+        report.result = await store.upsert_rows(chunks, commit_rows=commit_rows, batch_rows=batch_size)
         if progress is not None:
             progress(total, total)
     report.rows, report.errors = reader.rows, reader.errors

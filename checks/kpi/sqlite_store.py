@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .store import (Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError, day_number,
-                    from_day_number)
+                    epoch_rows, from_day_number)
 
 T = TypeVar("T")
 # Must agree with store.bucket_of: the rollup is corrected with it when an alert already stored changes.
@@ -80,6 +80,7 @@ def path_from_url(url: str) -> str:
 
 
 class SQLiteStore(AlertStore):
+    takes_epoch_rows = True
     def __init__(self, path: str, url: str = "") -> None:
         self.path = path
         self.url = url or f"sqlite:///{path}"
@@ -143,9 +144,7 @@ class SQLiteStore(AlertStore):
         creation day of each row."""
         conn = self._conn
         assert conn is not None
-        # The times as integer seconds (a comprehension: twice as fast as transposing with zip).
-        out = [(s, i, r, p, t, int(c.timestamp()), cl and int(cl.timestamp()), st, v)
-               for s, i, r, p, t, c, cl, st, v in rows]
+        out = epoch_rows(rows)
         old = None
         if self._fresh:
             # Bulk imports are mostly new alerts: a plain insert first, undone at the first alert already stored.

@@ -137,6 +137,16 @@ _KEY, _RULE, _PLATFORM, _TITLE = itemgetter(0, 1), itemgetter(2), itemgetter(3),
 _STATUS, _RULE_PLATFORM, _RULE_TITLE = itemgetter(7, 8), itemgetter(2, 3), itemgetter(2, 4)
 
 
+def epoch_rows(rows: list[Row]) -> list[Row]:
+    """The rows with their times as integer seconds since the epoch, as SQLite stores them (and as a JSON Lines
+    worker process sends them: an int pickles in a tenth of a datetime's time). Rows converted already pass."""
+    if not rows or rows[0][5].__class__ is int:
+        return rows
+    # A comprehension: twice as fast as transposing with zip.
+    return [(s, i, r, p, t, int(c.timestamp()), cl and int(cl.timestamp()), st, v)
+            for s, i, r, p, t, c, cl, st, v in rows]
+
+
 def alert_row(a: Alert) -> Row:
     return (a.source, a.alert_id, a.rule_id, a.platform_rule_id, a.rule_title, a.created_at, a.closed_at,
             a.stage, a.verdict)
@@ -215,6 +225,8 @@ class AlertStore(abc.ABC):
     """Async interface shared by the SQLite and PostgreSQL stores (and any SIEM-backed store)."""
 
     url: str = ""
+    # Whether `upsert_rows` takes rows whose times are `epoch_rows` seconds (all rows of a batch alike).
+    takes_epoch_rows = False
 
     @functools.cached_property
     def _write_lock(self) -> asyncio.Lock:
