@@ -66,7 +66,7 @@ class Job:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     enqueued_at: float = field(default_factory=time.time)
     attempt: int = 1
-    body: str | None = None
+    body: str | bytes | None = None     # bytes as received (UTF-8, checked by the webhook); str once stored
 
     @property
     def data(self) -> dict[str, Any]:
@@ -83,7 +83,8 @@ class Job:
         if self.body is None:
             return json.dumps({f: getattr(self, f) for f in _FIELDS}, separators=(",", ":"))
         head = {f: getattr(self, f) for f in _FIELDS if f not in ("payload", "body")}
-        return json.dumps(head, separators=(",", ":")) + "\n" + self.body
+        body = self.body.decode() if isinstance(self.body, bytes) else self.body
+        return json.dumps(head, separators=(",", ":")) + "\n" + body
 
     @classmethod
     def loads(cls, raw: str | bytes) -> "Job":
@@ -273,6 +274,7 @@ class JobQueue(abc.ABC):
         token = _current.set(run)
         try:
             with structlog.contextvars.bound_contextvars(**job_log_fields(job)):
+                log.debug("job started", job_id=job.id, attempt=job.attempt)
                 run.task = asyncio.create_task(self._call(run), name=f"detbot-job-{job.id}")
         finally:
             _current.reset(token)

@@ -516,3 +516,26 @@ async def test_queue_workers_hold_back_until_a_burst_of_answers_is_over(world, m
             assert bot.queue.busy()       # the answer has just left: more of the burst may follow
         await asyncio.sleep(0.4)
         assert not bot.queue.busy()
+
+
+async def test_a_body_must_be_utf8_and_a_non_ascii_one_is_processed(world):
+    fake, repo = world
+    pr = fake.open_pull(repo, {"rules/a.yml": "title: b\n"})
+    record: list = []
+    async with running_bot(fake, router=probe_router(record)) as bot:
+        payload = pull_request_event(fake, pr)
+        payload["pull_request"]["title"] = "Règle: détection d'AiTM — Entra ID"
+        d = delivery("pull_request", payload)
+        body = json.dumps(payload, ensure_ascii=False).encode()     # UTF-8 as GitHub sends it, not \u escapes
+        assert not body.isascii()
+        async with bot.session.post(f"{bot.url}/webhook", data=body, headers=d.headers(SECRET, body)) as r:
+            assert r.status == 202
+        await bot.queue.join(10)
+        assert [number for _, number, _ in record] == [pr.number]
+
+        bad = delivery("pull_request", payload)
+        latin1 = json.dumps(payload, ensure_ascii=False).encode("latin-1", errors="replace")
+        async with bot.session.post(f"{bot.url}/webhook", data=latin1, headers=bad.headers(SECRET, latin1)) as r:
+            assert r.status == 400 and (await r.json())["status"] == "body is not UTF-8"
+        await asyncio.sleep(0.05)
+        assert len(record) == 1 and bot.queue.depth() == 0
