@@ -39,6 +39,7 @@ from cachetools import TTLCache
 from redis.exceptions import RedisError
 
 from .metrics import Metrics
+from .settings import without_password
 
 log = structlog.get_logger("bot.queue")
 
@@ -724,11 +725,6 @@ async def stop_tasks(tasks: list[asyncio.Task], timeout: float) -> None:
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
             log.warning("tasks did not stop", tasks=sorted(t.get_name() for t in pending))
-
-
-def without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 def make_queue(spec: str, **kwargs: Any) -> JobQueue:

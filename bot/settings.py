@@ -5,10 +5,12 @@ one message instead of one restart per missing variable.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 DEFAULT_GITHUB_URL = "https://api.github.com"
 
@@ -66,26 +68,31 @@ class Settings:
         app_id = get("DETBOT_APP_ID")
         if app_id is None:
             problems.append("DETBOT_APP_ID is missing (the GitHub App's numeric id, from its settings page)")
-        elif not app_id.isdigit():
-            problems.append(f"DETBOT_APP_ID must be a number, not {app_id!r}")
+        elif not (app_id.isascii() and app_id.isdigit()) or int(app_id) == 0:
+            problems.append(f"DETBOT_APP_ID must be a positive number, not {app_id!r}")
         else:
             values["app_id"] = int(app_id)
 
         key_file, key = get("DETBOT_PRIVATE_KEY_FILE"), get("DETBOT_PRIVATE_KEY")
+        key_source = "DETBOT_PRIVATE_KEY_FILE" if key_file is not None else "DETBOT_PRIVATE_KEY"
         if key_file is None and key is None:
             problems.append("DETBOT_PRIVATE_KEY_FILE is missing (path to the App's .pem private key; or put the "
                             "key itself in DETBOT_PRIVATE_KEY)")
         elif key_file is not None:
             try:
-                key = Path(key_file).read_text()
+                key = Path(key_file).read_bytes().decode("ascii")
             except OSError as e:
                 problems.append(f"DETBOT_PRIVATE_KEY_FILE: cannot read {key_file}: {e.strerror or e}")
                 key = None
+            except UnicodeDecodeError:   # a .der or .p12 file, not the .pem GitHub hands out
+                problems.append(f"DETBOT_PRIVATE_KEY_FILE: {key_file} is not a PEM file (binary content)")
+                key = None
         if key is not None:
             key = key.replace("\\n", "\n")   # keys passed through env files often have literal \n
-            if "PRIVATE KEY-----" not in key:
-                problems.append("DETBOT_PRIVATE_KEY(_FILE) does not hold a PEM private key "
-                                "(-----BEGIN RSA PRIVATE KEY-----)")
+            problem = rsa_key_problem(key)
+            if problem is not None:
+                problems.append(f"{key_source} does not hold the App's PEM RSA private key "
+                                f"(-----BEGIN RSA PRIVATE KEY-----): {problem}")
             else:
                 values["private_key"] = key
 
@@ -98,25 +105,28 @@ class Settings:
 
         listen = get("DETBOT_LISTEN")
         if listen is not None:
-            host, sep, port = listen.rpartition(":")
-            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-                problems.append(f"DETBOT_LISTEN must be host:port (e.g. 0.0.0.0:8080), not {listen!r}")
+            address = parse_listen(listen)
+            if address is None:
+                problems.append(f"DETBOT_LISTEN must be host:port with a port from 1 to 65535 (e.g. 0.0.0.0:8080, "
+                                f"[::]:8080), not {listen!r}")
             else:
-                values["host"] = host.strip("[]") or "0.0.0.0"
-                values["port"] = int(port)
+                values["host"], values["port"] = address
 
         url = get("DETBOT_GITHUB_URL")
         if url is not None:
-            if not url.startswith(("https://", "http://")):
-                problems.append(f"DETBOT_GITHUB_URL must be an http(s) URL (GitHub Enterprise Server: "
-                                f"https://HOST/api/v3), not {url!r}")
+            api, problem = github_api_url(url)
+            if problem is not None:
+                problems.append(f"DETBOT_GITHUB_URL {problem} (GitHub Enterprise Server: https://HOST/api/v3), "
+                                f"not {without_password(url)!r}")
             else:
-                values["github_url"] = url.rstrip("/")
+                values["github_url"] = api
 
         queue = get("DETBOT_QUEUE")
         if queue is not None:
-            if queue != "memory" and not queue.startswith(("redis://", "rediss://", "unix://")):
-                problems.append(f"DETBOT_QUEUE must be 'memory' or a redis:// URL, not {queue!r}")
+            problem = queue_problem(queue)
+            if problem is not None:
+                problems.append(f"DETBOT_QUEUE must be 'memory' or a redis://[:PASSWORD@]HOST[:PORT][/DB] URL "
+                                f"({problem}), not {without_password(queue)!r}")
             else:
                 values["queue"] = queue
 
@@ -152,6 +162,8 @@ class Settings:
             try:
                 number = kind(raw)
             except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
                 problems.append(f"{name} must be a number, not {raw!r}")
                 continue
             if number < minimum:
@@ -165,3 +177,81 @@ class Settings:
         if problems:
             raise SettingsError(problems)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def without_password(url: str) -> str:
+    """`url` with any user:password@ taken out (for messages and logs: DSNs carry passwords)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
+
+
+def rsa_key_problem(pem: str) -> str | None:
+    """Why `pem` is not an RSA private key GitHub could have issued, or None. Checked at start: otherwise the
+    first webhook would fail minutes later, at the first JWT."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if "PRIVATE KEY-----" not in pem:
+        return "no PEM private key block"
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except TypeError:
+        return "the key is encrypted with a passphrase"
+    except (ValueError, Exception):  # noqa: BLE001 -- cryptography raises several kinds for bad input
+        return "the PEM block cannot be decoded"
+    return None if isinstance(key, RSAPrivateKey) else f"it is not an RSA key ({type(key).__name__})"
+
+
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """host:port -> (host, port); an IPv6 host is bracketed ([::]:8080); an empty host means every address."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host or any(c not in "0123456789abcdefABCDEF:." for c in host):
+            return None
+    elif ":" in host or any(c.isspace() or c in "[]/@" for c in host):
+        return None
+    return host or "0.0.0.0", int(port)
+
+
+def github_api_url(url: str) -> tuple[str, str | None]:
+    """The REST API root for DETBOT_GITHUB_URL, or a problem. github.com means api.github.com; a GitHub
+    Enterprise Server given by its web address (https://HOST or https://HOST/) gets /api/v3, where its REST API
+    lives: every call would otherwise land on the web UI and fail with 404s at run time."""
+    try:
+        parts = urlsplit(url)
+        parts.port     # noqa: B018 -- raises on a non-numeric port
+    except ValueError:
+        return url, "is not a valid URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return url, "must be an http(s) URL with a host"
+    if parts.username or parts.password:
+        return url, "must not hold credentials (the App authenticates with its key)"
+    if parts.query or parts.fragment:
+        return url, "must not have a query or fragment"
+    path = parts.path.rstrip("/")
+    if parts.hostname in ("github.com", "www.github.com", "api.github.com") and path == "":
+        return DEFAULT_GITHUB_URL, None
+    return f"{parts.scheme}://{parts.netloc}{path or '/api/v3'}", None
+
+
+def queue_problem(queue: str) -> str | None:
+    if queue == "memory":
+        return None
+    try:
+        parts = urlsplit(queue)
+        parts.port     # noqa: B018 -- raises on a non-numeric port
+    except ValueError:
+        return "the port is not a number"
+    if parts.scheme == "unix":
+        return None if parts.path else "no socket path"
+    if parts.scheme not in ("redis", "rediss"):
+        return f"unknown scheme {parts.scheme!r}" if parts.scheme else "not a URL"
+    if not parts.hostname:
+        return "no host"
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        return f"database {db!r} is not a number"
+    return None

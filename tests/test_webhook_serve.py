@@ -85,14 +85,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.fake_github_prefix("/api/v3")
 async def test_serve_command_runs_answers_and_stops_on_sigterm(fake_github, key_file):
+    """Against a GitHub Enterprise Server given by its web address: the REST API is found under /api/v3."""
     fake_github.add_installation(7, "octo-org")
     repo = fake_github.add_repo("octo-org/rules", installation_id=7, files={"rules/a.yml": "title: a\n"})
     pr = fake_github.open_pull(repo, {"rules/a.yml": "title: b\n"})
     port = _free_port()
     env = {**os.environ, "DETBOT_APP_ID": str(fake_github.app_id), "DETBOT_PRIVATE_KEY_FILE": str(key_file),
            "DETBOT_WEBHOOK_SECRET": SECRET, "DETBOT_LISTEN": f"127.0.0.1:{port}",
-           "DETBOT_GITHUB_URL": fake_github.url, "DETBOT_REPLAY_CATCH_UP": "0", "PYTHONPATH": str(ROOT)}
+           "DETBOT_GITHUB_URL": fake_github.url.removesuffix("/api/v3") + "/", "DETBOT_REPLAY_CATCH_UP": "0", "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "serve", env=env, cwd=ROOT,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:

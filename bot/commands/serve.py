@@ -34,9 +34,9 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from ..logging import configure_logging
-    from ..queue import QueueUnavailable, without_password
+    from ..queue import QueueUnavailable
     from ..server import create_app
-    from ..settings import Settings, SettingsError
+    from ..settings import Settings, SettingsError, without_password
 
     try:
         settings = Settings.from_env()

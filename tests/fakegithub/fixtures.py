@@ -9,10 +9,12 @@ from .server import FakeGitHub
 
 
 @pytest.fixture
-async def fake_github() -> AsyncIterator[FakeGitHub]:
+async def fake_github(request: pytest.FixtureRequest) -> AsyncIterator[FakeGitHub]:
     """A running fake GitHub; the test fails at teardown if the bot sent a request GitHub would refuse
-    (unless the test called `fake_github.expect_invalid()`)."""
-    fake = FakeGitHub()
+    (unless the test called `fake_github.expect_invalid()`). `@pytest.mark.fake_github_prefix("/api/v3")`
+    serves it like GitHub Enterprise Server."""
+    marker = request.node.get_closest_marker("fake_github_prefix")
+    fake = FakeGitHub(path_prefix=marker.args[0] if marker else "")
     await fake.start()
     try:
         yield fake
