@@ -226,6 +226,13 @@ class JobQueue(abc.ABC):
         self._worker_tasks = [asyncio.create_task(self._worker(i), name=f"detbot-worker-{i}")
                               for i in range(self.workers)]
 
+    def dead_workers(self) -> int:
+        """Workers that ended while the queue is not closing (a bug or an uncaught BaseException): jobs would pile
+        up unprocessed while the webhook keeps answering 202, so /healthz reports it."""
+        if self.closing:
+            return 0
+        return sum(1 for t in self._worker_tasks if t.done())
+
     async def _worker(self, index: int) -> None:
         while not self.closing or self._drainable():
             try:

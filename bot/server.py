@@ -33,6 +33,9 @@ QUEUE = web.AppKey("queue", JobQueue)
 ROUTER = web.AppKey("router", Router)
 METRICS = web.AppKey("metrics", Metrics)
 BACKGROUND = web.AppKey("background", list)
+# How long /healthz and /metrics wait for the queue's Redis: a partitioned Redis otherwise holds each probe for
+# redis-py's 5 s, longer than an orchestrator's probe timeout, and scrapes pile up.
+QUEUE_PROBE_TIMEOUT = 2.0
 
 
 def make_job_handler(router: Router, github: GitHubApp, settings: Settings | None) -> Callable[[JobRun],
@@ -131,17 +134,20 @@ async def healthz(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
     if not queue.closing:
         try:
-            await queue.refresh_depth()
-        except Exception:  # noqa: BLE001 -- Redis unreachable: not healthy
+            await asyncio.wait_for(queue.refresh_depth(), QUEUE_PROBE_TIMEOUT)
+        except Exception:  # noqa: BLE001 -- Redis unreachable or not answering: not healthy
             return web.json_response({"status": "queue unreachable"}, status=503)
     if queue.closing:
         return web.json_response({"status": "shutting down"}, status=503)
+    if queue.dead_workers():
+        return web.json_response({"status": f"{queue.dead_workers()} of {queue.workers} workers stopped"},
+                                 status=503)
     return web.json_response({"status": "ok", "queued": queue.depth(), "running": len(queue.running)})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
     try:
-        await request.app[QUEUE].refresh_depth()
+        await asyncio.wait_for(request.app[QUEUE].refresh_depth(), QUEUE_PROBE_TIMEOUT)
     except Exception:  # noqa: BLE001 -- the other figures are still worth scraping
         log.warning("queue depth unavailable")
     return web.Response(body=request.app[METRICS].render().encode(),
