@@ -247,6 +247,9 @@ class JobQueue(abc.ABC):
                 continue
             self.in_hand += 1
             started = False
+            # Bound for everything logged about the job, by its handler and by this worker (failed, timed out,
+            # superseded, dead-lettered): one query on the delivery id finds it all.
+            fields = structlog.contextvars.bind_contextvars(**job_log_fields(job))
             try:
                 await self._yield_to_answers()
                 if job.key and not await self.is_latest(job.key, job.id):
@@ -267,6 +270,7 @@ class JobQueue(abc.ABC):
                 await self.dead_letter(job, f"bookkeeping failed: {e!r}")
             finally:
                 self.in_hand -= 1
+                structlog.contextvars.reset_contextvars(**fields)
 
     async def _yield_to_answers(self) -> None:
         """Let webhook answers go first: GitHub waits for them (10 s, and a slow answer is a failed delivery),
@@ -281,9 +285,8 @@ class JobQueue(abc.ABC):
         run = JobRun(job, self)
         token = _current.set(run)
         try:
-            with structlog.contextvars.bound_contextvars(**job_log_fields(job)):
-                log.debug("job started", job_id=job.id, attempt=job.attempt)
-                run.task = asyncio.create_task(self._call(run), name=f"detbot-job-{job.id}")
+            log.debug("job started", job_id=job.id, attempt=job.attempt)
+            run.task = asyncio.create_task(self._call(run), name=f"detbot-job-{job.id}")
         finally:
             _current.reset(token)
         self.running[job.id] = run
