@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from checks.kpi.store import without_password
+
 DEFAULT_GITHUB_URL = "https://api.github.com"
 
 
@@ -177,12 +179,6 @@ class Settings:
         if problems:
             raise SettingsError(problems)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def without_password(url: str) -> str:
-    """`url` with any user:password@ taken out (for messages and logs: DSNs carry passwords)."""
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.rpartition("@")[2] if sep else url
 
 
 def rsa_key_problem(pem: str) -> str | None:

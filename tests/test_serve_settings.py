@@ -85,3 +85,10 @@ def test_bad_queue_urls_are_named_without_the_password(base, queue):
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_numbers(base, value):
     assert problem({**base, "DETBOT_JOB_TIMEOUT": value}).startswith("DETBOT_JOB_TIMEOUT")
+
+
+async def test_an_unreachable_alert_store_is_named_without_its_password():
+    from checks.kpi.store import StoreError, open_store
+    with pytest.raises(StoreError) as exc:
+        await open_store("postgresql://bob:hunter2@127.0.0.1:1/alerts")
+    assert "127.0.0.1:1/alerts" in str(exc.value) and "hunter2" not in str(exc.value)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .store import Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError
+from .store import Alert, AlertStore, BatchWriter, DayCounts, RuleInfo, Row, StoreError, without_password
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CREATED, _DAYS = itemgetter(5), attrgetter("days")
@@ -94,7 +94,7 @@ class PostgresStore(AlertStore):
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, server_settings=settings,
                                              init=cls._init_connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"cannot open {url}: {e}") from None
+            raise StoreError(f"cannot open {without_password(url)}: {e}") from None
         store = cls(pool, url, schema)
         try:
             await store._migrate(migrate_to)

@@ -378,6 +378,12 @@ def store_url(value: str) -> str:
     return "sqlite:///" + value
 
 
+def without_password(url: str) -> str:
+    """The URL for messages: they reach logs (detbot serve) and terminals, and a DSN's password must not."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url
+
+
 async def open_store(url: str) -> AlertStore:
     """`sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://user@host/db[?schema=name]`, or a bare
     file path (an SQLite database)."""
