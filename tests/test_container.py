@@ -56,3 +56,12 @@ async def test_healthcheck_command_passes_then_fails_with_the_server(fake_github
         await asyncio.gather(queue._worker_tasks[0], return_exceptions=True)
         assert await _probe(bot.url) == 1
     assert await _probe(bot.url) == 1       # nothing listening
+
+
+def test_app_manifest_asks_exactly_for_the_permissions_and_events_detbot_uses():
+    import yaml
+    manifest = yaml.safe_load((ROOT / "app.yml").read_text())
+    assert manifest["default_permissions"] == {"checks": "write", "contents": "read", "pull_requests": "write",
+                                               "issues": "write", "metadata": "read"}
+    assert sorted(manifest["default_events"]) == ["check_run", "check_suite", "issue_comment", "pull_request"]
+    assert manifest["hook_attributes"]["url"].endswith("/webhook") and manifest["public"] is False

@@ -61,3 +61,32 @@ async def test_healthz_answers_503_when_a_worker_died(fake_github: FakeGitHub):
         await asyncio.gather(queue._worker_tasks[0], return_exceptions=True)
         async with bot.session.get(f"{bot.url}/healthz") as r:
             assert r.status == 503 and "worker" in (await r.json())["status"]
+
+
+def test_metrics_text_stays_valid_with_hostile_label_values():
+    """Label values with quotes, backslashes and newlines are escaped; each family has HELP and TYPE once;
+    histogram buckets are cumulative and end in +Inf, then _sum and _count."""
+    import re
+
+    from bot.metrics import Metrics
+    m = Metrics()
+    m.deliveries.inc(event='pull"request\\x\nINJECTED 1', result="accepted")
+    for seconds in (0.003, 0.3, 500):
+        m.job_seconds.observe(seconds, event="pull_request")
+    text = m.render()
+    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*",?)*\})? '
+                        r'(-?[0-9.e+-]+|\+Inf|NaN)$')
+    families: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            families.append(line.split()[2])
+        elif not line.startswith("# HELP "):
+            assert sample.match(line), line
+    assert len(families) == len(set(families)) and text.count("# HELP ") == len(families)
+    assert not any(line.startswith("INJECTED") for line in text.splitlines())
+    buckets = [int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("detbot_job_duration_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == 3
+    assert 'detbot_job_duration_seconds_bucket{event="pull_request",le="+Inf"} 3' in text
+    assert 'detbot_job_duration_seconds_count{event="pull_request"} 3' in text
+    assert 'detbot_job_duration_seconds_sum{event="pull_request"} 500.303' in text

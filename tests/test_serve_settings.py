@@ -92,3 +92,17 @@ async def test_an_unreachable_alert_store_is_named_without_its_password():
     with pytest.raises(StoreError) as exc:
         await open_store("postgresql://bob:hunter2@127.0.0.1:1/alerts")
     assert "127.0.0.1:1/alerts" in str(exc.value) and "hunter2" not in str(exc.value)
+
+
+def test_check_config_validates_without_starting_and_prints_no_secret(base, monkeypatch, capsys):
+    import argparse
+
+    from bot.commands.serve import main
+    env = {**base, "DETBOT_WEBHOOK_SECRET": "whsec-hunter2", "DETBOT_QUEUE": "redis://:hunter2@127.0.0.1:1/0",
+           "DETBOT_ALERT_STORE": "postgresql://bob:hunter2@db/alerts"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argparse.Namespace(check_config=True)) == 0     # Redis at port 1 is never contacted
+    out = capsys.readouterr()
+    assert "configuration complete" in out.out and "redis://127.0.0.1:1/0" in out.out
+    assert "hunter2" not in out.out + out.err and "PRIVATE" not in out.out + out.err
