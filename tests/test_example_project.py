@@ -23,7 +23,7 @@ def test_dockerfile_builds_the_package_and_runs_unprivileged():
     assert any(re.match(r"RUN pip install \.", ln) for ln in lines)
     user = [ln for ln in lines if ln.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
-    assert lines[-1] == 'CMD ["detbot", "serve"]'
+    assert lines[-2:] == ['ENTRYPOINT ["detbot"]', 'CMD ["serve"]']
     for path in re.findall(r"^COPY (\S+)", "\n".join(lines), re.M):
         assert (ROOT / path).exists(), path
 
