@@ -44,6 +44,20 @@ def test_grok_pattern_definitions_first_matching_pattern_and_trace_match():
     assert out["pet"] == "burmese" and out["matched_index"] == "1"
 
 
+def test_grok_several_patterns_leftmost_match_wins_as_in_elasticsearch_alternation():
+    # Elasticsearch's GrokProcessor.combinePatterns joins `patterns` into `(?:p0)|(?:p1)` and searches once:
+    # the match starting leftmost wins, whatever its place in the list; at the same start the earlier wins.
+    pipeline = Pipeline({"processors": [
+        {"grok": {"field": "m", "patterns": ["%{IP:ip}", "user=%{WORD:user}"], "trace_match": True}},
+        {"set": {"field": "idx", "value": "{{_ingest._grok_match_index}}"}}]})
+    out = pipeline.run({"m": "user=bob from 10.0.0.1"}).source
+    assert out["user"] == "bob" and "ip" not in out and out["idx"] == "1"
+    out = pipeline.run({"m": "10.0.0.1 user=bob"}).source
+    assert out["ip"] == "10.0.0.1" and "user" not in out and out["idx"] == "0"
+    out = ok([{"grok": {"field": "m", "patterns": ["%{WORD:a}", "%{WORD:b} %{WORD:c}"]}}], {"m": "x y"})
+    assert out == {"m": "x y", "a": "x"}  # same start: the earlier expression
+
+
 def test_grok_dotted_and_ecs_bracket_names_nest():
     out = ok([{"grok": {"field": "message", "patterns": ["%{IP:source.ip} %{WORD:[event][action]}"]}}],
              {"message": "10.1.2.3 logon"})
