@@ -142,7 +142,20 @@ def test_kv_documented_example_and_target_prefix_include():
 def test_kv_trim_and_strip_brackets_and_repeated_keys():
     out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "<>",
                       "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w y=[(z\""})
-    assert out["k"] == "v1" and out["x"] == ["q", "w"] and out["y"] == "z"
+    assert out["k"] == "v1" and out["x"] == ["q", "w"]
+    # Elasticsearch's STRIP_BRACKETS pattern `(^[\(\[<"'])|([\]\)>"']$)` removes one opening character at the
+    # start and one closing character at the end, not whole runs.
+    assert out["y"] == "(z"
+
+
+def test_kv_strip_brackets_before_trim_value_and_trim_is_a_character_class():
+    # KeyValueProcessor: valueTrimmer.apply(bracketStrip.apply(value)); trimmers are `(^([chars]+))|([chars]+$)`.
+    out = ok([{"kv": {"field": "m", "field_split": ",", "value_split": "=", "trim_value": " ",
+                      "strip_brackets": True}}], {"m": "a= <x> ,b=<<y>>"})
+    assert out["a"] == "<x>" and out["b"] == "<y>"
+    out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "0-9",
+                      "trim_value": "\\s_"}}], {"m": "1k2=_v_"})
+    assert out == {"m": "1k2=_v_", "k": "v"}
 
 
 def test_kv_missing_value_split_fails():
