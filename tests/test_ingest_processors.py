@@ -328,6 +328,14 @@ def test_split_java_semantics():
     assert "cannot be cast" in failure([{"split": {"field": "f", "separator": ","}}], {"f": ["a"]})
 
 
+def test_split_zero_width_separator_has_no_leading_empty_string():
+    # Java's String.split: "A zero-width match at the beginning however never produces such empty leading
+    # substring"; a positive-width one does.
+    assert ok([{"split": {"field": "f", "separator": "(?=[A-Z])"}}], {"f": "FooBar"})["f"] == ["Foo", "Bar"]
+    assert ok([{"split": {"field": "f", "separator": ""}}], {"f": "abc"})["f"] == ["a", "b", "c"]
+    assert ok([{"split": {"field": "f", "separator": ","}}], {"f": ",a"})["f"] == ["", "a"]
+
+
 def test_drop_and_fail():
     result = run([{"drop": {"if": "ctx.level == 'debug'"}}], {"level": "debug"})
     assert result.status == "dropped" and result.source is None
