@@ -267,6 +267,20 @@ def test_append_templates_and_duplicates():
     assert out["tags"] == ["a"]
 
 
+def test_append_without_duplicates_follows_elasticsearch_append_values():
+    # IngestDocument.appendValues: "if no values were appended due to duplication, return the original object
+    # so the ingest document remains unmodified"; duplicates are found with Java equals (true is not 1).
+    no_dup = [{"append": {"field": "t", "value": "a", "allow_duplicates": False}}]
+    assert ok(no_dup, {"t": "a"})["t"] == "a"
+    assert ok(no_dup, {"t": "b"})["t"] == ["b", "a"]
+    assert ok([{"append": {"field": "t", "value": [True, 1.0], "allow_duplicates": False}}],
+              {"t": [1]})["t"] == [1, True, 1.0]
+    # A missing field becomes a list of every value (duplicates are checked against existing values only);
+    # an existing null is kept as the first element.
+    assert ok([{"append": {"field": "t", "value": ["x", "x"], "allow_duplicates": False}}], {})["t"] == ["x", "x"]
+    assert ok([{"append": {"field": "t", "value": "x"}}], {"t": None})["t"] == [None, "x"]
+
+
 def test_rename_target_exists_missing_source_and_nested():
     assert ok([{"rename": {"field": "provider", "target_field": "cloud.provider"}}],
               {"provider": "aws"}) == {"cloud": {"provider": "aws"}}

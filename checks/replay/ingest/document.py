@@ -23,6 +23,17 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+def java_equals(a: Any, b: Any) -> bool:
+    """Java's `equals` on parsed JSON: unlike Python's `==`, `true != 1` and `1 != 1.0`."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(java_equals(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(java_equals(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
 def type_name(value: Any) -> str:
     """Java-ish type names, as Elasticsearch reports them in cast errors."""
     return {str: "java.lang.String", int: "java.lang.Integer", float: "java.lang.Double",
@@ -134,17 +145,22 @@ class IngestDocument:
                              f"as part of path [{path}]")
 
     def append(self, path: str, values: list[Any], allow_duplicates: bool = True) -> None:
+        """Elasticsearch's IngestDocument.appendFieldValue: a missing field becomes a list of all `values`; an
+        existing one (a null too: `[null, ...]`) becomes a list with it first. Without duplicates, a value
+        already there (Java `equals`: `true` is not `1`) is skipped, and a scalar that nothing was appended to
+        stays a scalar."""
         current = self.get(path)
-        if current is MISSING or current is None:
-            items: list[Any] = []
-        elif isinstance(current, list):
-            items = current
-        else:
-            items = [current]
+        if current is MISSING:
+            self.set(path, list(values))
+            return
+        items = current if isinstance(current, list) else [current]
+        appended = False
         for v in values:
-            if allow_duplicates or v not in items:
+            if allow_duplicates or not any(java_equals(v, x) for x in items):
                 items.append(v)
-        self.set(path, items)
+                appended = True
+        if appended or isinstance(current, list):
+            self.set(path, items)
 
     def remove(self, path: str) -> None:
         node: Any
