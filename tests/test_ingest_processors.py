@@ -254,6 +254,24 @@ def test_set_value_template_override_copy_from_and_ignore_empty():
         Pipeline({"processors": [{"set": {"field": "a", "value": 1, "copy_from": "b"}}]})
 
 
+def test_templates_json_escape_double_braces_as_elasticsearch_media_type_default():
+    # set/append `media_type`: "The media type for encoding value. Applies only when value is a template
+    # snippet... Defaults to application/json" -- mustache's JsonEscapeEncoder (Jackson quoteAsString).
+    src = {"p": 'C:\\Users\\x "q"\n'}
+    out = ok([{"set": {"field": "a", "value": "{{p}}"}}, {"set": {"field": "b", "value": "{{{p}}}"}}], src)
+    assert out["a"] == 'C:\\\\Users\\\\x \\"q\\"\\n' and out["b"] == src["p"]
+    assert ok([{"set": {"field": "a", "value": "{{c}}"}}], {"c": "\x01é/"})["a"] == "\\u0001é/"
+    assert 'bad \\"x\\"' in failure([{"fail": {"message": "bad {{v}}"}}], {"v": '"x"'})
+    with pytest.raises(PipelineError, match="media_type.*text/plain"):
+        Pipeline({"processors": [{"set": {"field": "a", "value": "{{b}}", "media_type": "text/plain"}}]})
+
+
+def test_set_copy_from_missing_with_ignore_empty_value_is_a_no_op():
+    # SetProcessor: document.getFieldValue(copyFrom, Object.class, ignoreEmptyValue) -> null, then not set.
+    assert ok([{"set": {"field": "b", "copy_from": "a", "ignore_empty_value": True}}], {}) == {}
+    assert "not present" in failure([{"set": {"field": "b", "copy_from": "a"}}], {})
+
+
 def test_set_through_a_scalar_parent_fails():
     assert "cannot set [b] with parent object of type [java.lang.String]" in failure(
         [{"set": {"field": "a.b", "value": 1}}], {"a": "text"})

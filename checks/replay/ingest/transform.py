@@ -14,6 +14,15 @@ from .options import (REGEX_TIMEOUT_S, ConfigError, Dropped, Options, Processor,
 from .template import compile_template
 
 
+def _json_media_type(o: Options) -> None:
+    """Templates are rendered with Elasticsearch's default `application/json` escaping; the other media types
+    (`text/plain`: HTML escaping, `application/x-www-form-urlencoded`: URL encoding) are not implemented."""
+    media_type = o.str("media_type", "application/json")
+    if media_type.lower().replace(" ", "") not in ("application/json", "application/json;charset=utf-8"):
+        raise ConfigError(f"[media_type] {media_type} is not supported by the embedded executor "
+                          f"(only application/json)", "media_type")
+
+
 class SetProcessor(Processor):
     type = "set"
 
@@ -27,12 +36,14 @@ class SetProcessor(Processor):
         self.copy_from: str | None = o.str("copy_from") if has_copy else None
         self.override = o.bool("override", True)
         self.ignore_empty = o.bool("ignore_empty_value", False)
-        o.str("media_type", "application/json")
+        _json_media_type(o)
 
     def execute(self, doc: IngestDocument) -> None:
         field = self.field(doc)
         if self.copy_from is not None:
             v = doc.get(self.copy_from)
+            if v is MISSING and self.ignore_empty:
+                return  # Elasticsearch reads copy_from with ignore_missing = ignore_empty_value
             if v is MISSING:
                 raise ProcessorError(f"field [{self.copy_from}] not present as part of path [{self.copy_from}]")
             value = copy.deepcopy(v)
@@ -54,7 +65,7 @@ class AppendProcessor(Processor):
         value = o.any("value")
         self.values = compile_template(value if isinstance(value, list) else [value])
         self.allow_duplicates = o.bool("allow_duplicates", True)
-        o.str("media_type", "application/json")
+        _json_media_type(o)
 
     def execute(self, doc: IngestDocument) -> None:
         doc.append(self.field(doc), self.values(doc), self.allow_duplicates)
