@@ -337,6 +337,20 @@ def test_convert_types_arrays_auto_and_failures():
         Pipeline({"processors": [{"convert": {"field": "x", "type": "date"}}]})
 
 
+def test_convert_numbers_follow_java_parsing_and_printing():
+    # ConvertProcessor: FLOAT/DOUBLE are Float.parseFloat / Double.parseDouble(value.toString()), STRING is
+    # value.toString(), AUTO leaves a string nothing parses "as-is".
+    out = ok([{"convert": {"field": "f", "type": "double"}}, {"convert": {"field": "a", "type": "auto"}},
+              {"convert": {"field": "d", "type": "string"}}],
+             {"f": ["1.5f", " 2 ", "-Infinity", "0x1p3"], "a": ["nan", "inf", "Infinity", "1e3d"],
+              "d": [1e16, 0.0001, 12345678.0, 2.5]})
+    assert out["f"] == [1.5, 2.0, float("-inf"), 8.0]
+    assert out["a"][:2] == ["nan", "inf"] and out["a"][2:] == [float("inf"), 1000.0]
+    assert out["d"] == ["1.0E16", "1.0E-4", "1.2345678E7", "2.5"]
+    assert "unable to convert [inf] to float" in failure([{"convert": {"field": "x", "type": "float"}}], {"x": "inf"})
+    assert ok([{"set": {"field": "t", "value": "{{x}}"}}], {"x": 1e20})["t"] == "1.0E20"
+
+
 def test_lowercase_uppercase_trim_on_strings_and_lists():
     out = ok([{"lowercase": {"field": "a"}}, {"uppercase": {"field": "b", "target_field": "c"}},
               {"trim": {"field": "d"}}], {"a": ["AbC", "X"], "b": "q", "d": "  sp  "})

@@ -5,6 +5,7 @@ objects on the way; `_ingest.*` names the ingest metadata and `_source.` is an o
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +33,25 @@ def java_equals(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(java_equals(v, b[k]) for k, v in a.items())
     return bool(a == b)
+
+
+def java_str(v: Any) -> str:
+    """`String.valueOf` of a parsed JSON scalar: booleans in lower case and doubles as Java's Double.toString
+    writes them (`1.0E7`, `1.0E-4`, `NaN`), which differs from Python's `str` outside [0.001, 10^7)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if not isinstance(v, float):
+        return str(v)
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0 or 1e-3 <= abs(v) < 1e7:
+        return repr(v)  # Python's repr is plain decimal here, with the same shortest digits
+    sign, digits, exp = Decimal(repr(v)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    exponent = len(digits) - 1 + int(exp)
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent}"
 
 
 def type_name(value: Any) -> str:

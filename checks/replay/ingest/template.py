@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import regex
 
-from .document import MISSING, IngestDocument
+from .document import MISSING, IngestDocument, java_str
 
 _TAG = regex.compile(r"\{\{\{\s*([^{}]*?)\s*\}\}\}|\{\{\s*([^{}]*?)\s*\}\}")
 
@@ -24,11 +24,9 @@ class TemplateError(ValueError):
 def _render_value(v: Any) -> str:
     if v is MISSING or v is None:
         return ""
-    if isinstance(v, bool):
-        return "true" if v else "false"
     if isinstance(v, (dict, list)):
         return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
-    return str(v)
+    return java_str(v)
 
 
 # Jackson's short escapes; every other control character becomes \u00XX (upper-case hex, as Jackson writes it).

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import regex
 
-from .document import MISSING, IngestDocument, ProcessorError, type_name
+from .document import MISSING, IngestDocument, ProcessorError, java_str, type_name
 from .options import (REGEX_TIMEOUT_S, ConfigError, Dropped, Options, Processor, compile_regex, FieldProcessor,
                       java_split)
 from .template import compile_template
@@ -146,13 +146,24 @@ def _to_int(v: Any, bits: int, name: str) -> int:
     return n
 
 
+# Java's Double.parseDouble / Float.parseFloat grammar (after trimming characters <= ' '): `NaN`, `Infinity`,
+# decimals with an optional f/F/d/D suffix, hex floats. Python's float() differs: it takes `inf`, `nan`, `1_0`
+# and rejects `1.5f`.
+_JAVA_FLOAT = regex.compile(r"(?P<sign>[+-]?)(?:(?P<nan>NaN)|(?P<inf>Infinity)|(?P<dec>(?:\d+\.?\d*|\.\d+)"
+                            r"(?:[eE][+-]?\d+)?)|(?P<hex>0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+                            r"[pP][+-]?\d+))[fFdD]?")
+
+
 def _to_float(v: Any, name: str) -> float:
-    if isinstance(v, bool) or (isinstance(v, str) and "_" in v):
-        raise ProcessorError(f"unable to convert [{str(v).lower() if isinstance(v, bool) else v}] to {name}")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise ProcessorError(f"unable to convert [{v}] to {name}") from None
+    text = java_str(v)
+    m = _JAVA_FLOAT.fullmatch(text.strip("".join(map(chr, range(33)))))
+    if isinstance(v, bool) or m is None:
+        raise ProcessorError(f"unable to convert [{text}] to {name}")
+    if m["nan"]:
+        return float("nan")
+    if m["inf"]:
+        return float(f"{m['sign']}inf")
+    return float(m["sign"] + m["dec"]) if m["dec"] else float.fromhex(m["sign"] + m["hex"])
 
 
 def _to_bool(v: Any) -> bool:
@@ -165,9 +176,7 @@ def _to_bool(v: Any) -> bool:
 
 
 def _to_string(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    return java_str(v)
 
 
 def _to_ip(v: Any) -> str:
