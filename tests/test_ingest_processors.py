@@ -272,6 +272,13 @@ def test_set_copy_from_missing_with_ignore_empty_value_is_a_no_op():
     assert "not present" in failure([{"set": {"field": "b", "copy_from": "a"}}], {})
 
 
+def test_remove_missing_field_names_the_first_missing_path_element():
+    # IngestDocument.removeField: "field [x] not present as part of path [x.y]" when x itself is missing.
+    assert "field [x] not present as part of path [x.y]" in failure([{"remove": {"field": "x.y"}}], {})
+    assert "field [y] not present as part of path [x.y]" in failure([{"remove": {"field": "x.y"}}], {"x": {}})
+    assert ok([{"remove": {"field": "x.y", "ignore_missing": True}}], {}) == {}
+
+
 def test_set_through_a_scalar_parent_fails():
     assert "cannot set [b] with parent object of type [java.lang.String]" in failure(
         [{"set": {"field": "a.b", "value": 1}}], {"a": "text"})
@@ -349,6 +356,12 @@ def test_convert_numbers_follow_java_parsing_and_printing():
     assert out["d"] == ["1.0E16", "1.0E-4", "1.2345678E7", "2.5"]
     assert "unable to convert [inf] to float" in failure([{"convert": {"field": "x", "type": "float"}}], {"x": "inf"})
     assert ok([{"set": {"field": "t", "value": "{{x}}"}}], {"x": 1e20})["t"] == "1.0E20"
+
+
+def test_trim_is_javas_string_trim():
+    # TrimProcessor is value.trim(): it removes code points <= U+0020, not Unicode spaces like U+00A0.
+    assert ok([{"trim": {"field": "a"}}], {"a": "\x00\t x \x1f"})["a"] == "x"
+    assert ok([{"trim": {"field": "a"}}], {"a": "\u00a0x\u2003"})["a"] == "\u00a0x\u2003"
 
 
 def test_lowercase_uppercase_trim_on_strings_and_lists():

@@ -119,11 +119,9 @@ class RemoveProcessor(Processor):
             return
         for f in self.fields:
             path = f(doc)
-            if not doc.has(path):
-                if self.ignore_missing:
-                    continue
-                raise ProcessorError(f"field [{path.rsplit('.', 1)[-1]}] not present as part of path [{path}]")
-            doc.remove(path)
+            if self.ignore_missing and not doc.has(path):
+                continue
+            doc.remove(path)  # its error names the first missing element, as Elasticsearch's does
 
 
 _JAVA_INT = regex.compile(r"(?P<neg>-)?0x(?P<hex>[0-9a-fA-F]+)|[+-]?[0-9]+")
@@ -146,6 +144,11 @@ def _to_int(v: Any, bits: int, name: str) -> int:
     return n
 
 
+# Java's String.trim (what Elasticsearch runs) removes characters <= U+0020 only: control characters yes,
+# Unicode spaces such as U+00A0 no (Python's str.strip does the opposite for both).
+_JAVA_TRIM = "".join(map(chr, range(33)))
+
+
 # Java's Double.parseDouble / Float.parseFloat grammar (after trimming characters <= ' '): `NaN`, `Infinity`,
 # decimals with an optional f/F/d/D suffix, hex floats. Python's float() differs: it takes `inf`, `nan`, `1_0`
 # and rejects `1.5f`.
@@ -156,7 +159,7 @@ _JAVA_FLOAT = regex.compile(r"(?P<sign>[+-]?)(?:(?P<nan>NaN)|(?P<inf>Infinity)|(
 
 def _to_float(v: Any, name: str) -> float:
     text = java_str(v)
-    m = _JAVA_FLOAT.fullmatch(text.strip("".join(map(chr, range(33)))))
+    m = _JAVA_FLOAT.fullmatch(text.strip(_JAVA_TRIM))
     if isinstance(v, bool) or m is None:
         raise ProcessorError(f"unable to convert [{text}] to {name}")
     if m["nan"]:
@@ -261,7 +264,7 @@ class TrimProcessor(_StringProcessor):
     type = "trim"
 
     def apply(self, value: str) -> str:
-        return value.strip()
+        return value.strip(_JAVA_TRIM)
 
 
 def _java_replacement(replacement: str) -> Callable[[regex.Match[str]], str]:
