@@ -150,10 +150,6 @@ class GrokPattern:
             raise ProcessorError(f"grok pattern [{self.expression}] exceeded its time limit "
                                  f"({MATCH_TIMEOUT_S}s) on a value of {len(value)} characters") from None
 
-    def match(self, value: str) -> dict[str, Any] | None:
-        m = self.search(value)
-        return None if m is None else self.captured(m)
-
     def captured(self, m: regex.Match[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if not self.captures:
