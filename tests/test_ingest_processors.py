@@ -44,6 +44,20 @@ def test_grok_pattern_definitions_first_matching_pattern_and_trace_match():
     assert out["pet"] == "burmese" and out["matched_index"] == "1"
 
 
+def test_grok_several_patterns_leftmost_match_wins_as_in_elasticsearch_alternation():
+    # Elasticsearch's GrokProcessor.combinePatterns joins `patterns` into `(?:p0)|(?:p1)` and searches once:
+    # the match starting leftmost wins, whatever its place in the list; at the same start the earlier wins.
+    pipeline = Pipeline({"processors": [
+        {"grok": {"field": "m", "patterns": ["%{IP:ip}", "user=%{WORD:user}"], "trace_match": True}},
+        {"set": {"field": "idx", "value": "{{_ingest._grok_match_index}}"}}]})
+    out = pipeline.run({"m": "user=bob from 10.0.0.1"}).source
+    assert out["user"] == "bob" and "ip" not in out and out["idx"] == "1"
+    out = pipeline.run({"m": "10.0.0.1 user=bob"}).source
+    assert out["ip"] == "10.0.0.1" and "user" not in out and out["idx"] == "0"
+    out = ok([{"grok": {"field": "m", "patterns": ["%{WORD:a}", "%{WORD:b} %{WORD:c}"]}}], {"m": "x y"})
+    assert out == {"m": "x y", "a": "x"}  # same start: the earlier expression
+
+
 def test_grok_dotted_and_ecs_bracket_names_nest():
     out = ok([{"grok": {"field": "message", "patterns": ["%{IP:source.ip} %{WORD:[event][action]}"]}}],
              {"message": "10.1.2.3 logon"})
@@ -128,7 +142,20 @@ def test_kv_documented_example_and_target_prefix_include():
 def test_kv_trim_and_strip_brackets_and_repeated_keys():
     out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "<>",
                       "strip_brackets": True}}], {"m": "<k>=(v1) x=\"q\" x=w y=[(z\""})
-    assert out["k"] == "v1" and out["x"] == ["q", "w"] and out["y"] == "z"
+    assert out["k"] == "v1" and out["x"] == ["q", "w"]
+    # Elasticsearch's STRIP_BRACKETS pattern `(^[\(\[<"'])|([\]\)>"']$)` removes one opening character at the
+    # start and one closing character at the end, not whole runs.
+    assert out["y"] == "(z"
+
+
+def test_kv_strip_brackets_before_trim_value_and_trim_is_a_character_class():
+    # KeyValueProcessor: valueTrimmer.apply(bracketStrip.apply(value)); trimmers are `(^([chars]+))|([chars]+$)`.
+    out = ok([{"kv": {"field": "m", "field_split": ",", "value_split": "=", "trim_value": " ",
+                      "strip_brackets": True}}], {"m": "a= <x> ,b=<<y>>"})
+    assert out["a"] == "<x>" and out["b"] == "<y>"
+    out = ok([{"kv": {"field": "m", "field_split": " ", "value_split": "=", "trim_key": "0-9",
+                      "trim_value": "\\s_"}}], {"m": "1k2=_v_"})
+    assert out == {"m": "1k2=_v_", "k": "v"}
 
 
 def test_kv_missing_value_split_fails():
@@ -227,6 +254,31 @@ def test_set_value_template_override_copy_from_and_ignore_empty():
         Pipeline({"processors": [{"set": {"field": "a", "value": 1, "copy_from": "b"}}]})
 
 
+def test_templates_json_escape_double_braces_as_elasticsearch_media_type_default():
+    # set/append `media_type`: "The media type for encoding value. Applies only when value is a template
+    # snippet... Defaults to application/json" -- mustache's JsonEscapeEncoder (Jackson quoteAsString).
+    src = {"p": 'C:\\Users\\x "q"\n'}
+    out = ok([{"set": {"field": "a", "value": "{{p}}"}}, {"set": {"field": "b", "value": "{{{p}}}"}}], src)
+    assert out["a"] == 'C:\\\\Users\\\\x \\"q\\"\\n' and out["b"] == src["p"]
+    assert ok([{"set": {"field": "a", "value": "{{c}}"}}], {"c": "\x01é/"})["a"] == "\\u0001é/"
+    assert 'bad \\"x\\"' in failure([{"fail": {"message": "bad {{v}}"}}], {"v": '"x"'})
+    with pytest.raises(PipelineError, match="media_type.*text/plain"):
+        Pipeline({"processors": [{"set": {"field": "a", "value": "{{b}}", "media_type": "text/plain"}}]})
+
+
+def test_set_copy_from_missing_with_ignore_empty_value_is_a_no_op():
+    # SetProcessor: document.getFieldValue(copyFrom, Object.class, ignoreEmptyValue) -> null, then not set.
+    assert ok([{"set": {"field": "b", "copy_from": "a", "ignore_empty_value": True}}], {}) == {}
+    assert "not present" in failure([{"set": {"field": "b", "copy_from": "a"}}], {})
+
+
+def test_remove_missing_field_names_the_first_missing_path_element():
+    # IngestDocument.removeField: "field [x] not present as part of path [x.y]" when x itself is missing.
+    assert "field [x] not present as part of path [x.y]" in failure([{"remove": {"field": "x.y"}}], {})
+    assert "field [y] not present as part of path [x.y]" in failure([{"remove": {"field": "x.y"}}], {"x": {}})
+    assert ok([{"remove": {"field": "x.y", "ignore_missing": True}}], {}) == {}
+
+
 def test_set_through_a_scalar_parent_fails():
     assert "cannot set [b] with parent object of type [java.lang.String]" in failure(
         [{"set": {"field": "a.b", "value": 1}}], {"a": "text"})
@@ -238,6 +290,20 @@ def test_append_templates_and_duplicates():
     assert out["tags"] == ["existing", "production", "web", "ops"]
     out = ok([{"append": {"field": "tags", "value": "a", "allow_duplicates": False}}], {"tags": ["a"]})
     assert out["tags"] == ["a"]
+
+
+def test_append_without_duplicates_follows_elasticsearch_append_values():
+    # IngestDocument.appendValues: "if no values were appended due to duplication, return the original object
+    # so the ingest document remains unmodified"; duplicates are found with Java equals (true is not 1).
+    no_dup = [{"append": {"field": "t", "value": "a", "allow_duplicates": False}}]
+    assert ok(no_dup, {"t": "a"})["t"] == "a"
+    assert ok(no_dup, {"t": "b"})["t"] == ["b", "a"]
+    assert ok([{"append": {"field": "t", "value": [True, 1.0], "allow_duplicates": False}}],
+              {"t": [1]})["t"] == [1, True, 1.0]
+    # A missing field becomes a list of every value (duplicates are checked against existing values only);
+    # an existing null is kept as the first element.
+    assert ok([{"append": {"field": "t", "value": ["x", "x"], "allow_duplicates": False}}], {})["t"] == ["x", "x"]
+    assert ok([{"append": {"field": "t", "value": "x"}}], {"t": None})["t"] == [None, "x"]
 
 
 def test_rename_target_exists_missing_source_and_nested():
@@ -278,6 +344,26 @@ def test_convert_types_arrays_auto_and_failures():
         Pipeline({"processors": [{"convert": {"field": "x", "type": "date"}}]})
 
 
+def test_convert_numbers_follow_java_parsing_and_printing():
+    # ConvertProcessor: FLOAT/DOUBLE are Float.parseFloat / Double.parseDouble(value.toString()), STRING is
+    # value.toString(), AUTO leaves a string nothing parses "as-is".
+    out = ok([{"convert": {"field": "f", "type": "double"}}, {"convert": {"field": "a", "type": "auto"}},
+              {"convert": {"field": "d", "type": "string"}}],
+             {"f": ["1.5f", " 2 ", "-Infinity", "0x1p3"], "a": ["nan", "inf", "Infinity", "1e3d"],
+              "d": [1e16, 0.0001, 12345678.0, 2.5]})
+    assert out["f"] == [1.5, 2.0, float("-inf"), 8.0]
+    assert out["a"][:2] == ["nan", "inf"] and out["a"][2:] == [float("inf"), 1000.0]
+    assert out["d"] == ["1.0E16", "1.0E-4", "1.2345678E7", "2.5"]
+    assert "unable to convert [inf] to float" in failure([{"convert": {"field": "x", "type": "float"}}], {"x": "inf"})
+    assert ok([{"set": {"field": "t", "value": "{{x}}"}}], {"x": 1e20})["t"] == "1.0E20"
+
+
+def test_trim_is_javas_string_trim():
+    # TrimProcessor is value.trim(): it removes code points <= U+0020, not Unicode spaces like U+00A0.
+    assert ok([{"trim": {"field": "a"}}], {"a": "\x00\t x \x1f"})["a"] == "x"
+    assert ok([{"trim": {"field": "a"}}], {"a": "\u00a0x\u2003"})["a"] == "\u00a0x\u2003"
+
+
 def test_lowercase_uppercase_trim_on_strings_and_lists():
     out = ok([{"lowercase": {"field": "a"}}, {"uppercase": {"field": "b", "target_field": "c"}},
               {"trim": {"field": "d"}}], {"a": ["AbC", "X"], "b": "q", "d": "  sp  "})
@@ -299,6 +385,14 @@ def test_split_java_semantics():
     assert ok([{"split": {"field": "f", "separator": ",", "preserve_trailing": True}}],
               {"f": "a,b,,"})["f"] == ["a", "b", "", ""]
     assert "cannot be cast" in failure([{"split": {"field": "f", "separator": ","}}], {"f": ["a"]})
+
+
+def test_split_zero_width_separator_has_no_leading_empty_string():
+    # Java's String.split: "A zero-width match at the beginning however never produces such empty leading
+    # substring"; a positive-width one does.
+    assert ok([{"split": {"field": "f", "separator": "(?=[A-Z])"}}], {"f": "FooBar"})["f"] == ["Foo", "Bar"]
+    assert ok([{"split": {"field": "f", "separator": ""}}], {"f": "abc"})["f"] == ["a", "b", "c"]
+    assert ok([{"split": {"field": "f", "separator": ","}}], {"f": ",a"})["f"] == ["", "a"]
 
 
 def test_drop_and_fail():

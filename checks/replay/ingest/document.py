@@ -5,6 +5,7 @@ objects on the way; `_ingest.*` names the ingest metadata and `_source.` is an o
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,36 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+def java_equals(a: Any, b: Any) -> bool:
+    """Java's `equals` on parsed JSON: unlike Python's `==`, `true != 1` and `1 != 1.0`."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(java_equals(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(java_equals(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
+def java_str(v: Any) -> str:
+    """`String.valueOf` of a parsed JSON scalar: booleans in lower case and doubles as Java's Double.toString
+    writes them (`1.0E7`, `1.0E-4`, `NaN`), which differs from Python's `str` outside [0.001, 10^7)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if not isinstance(v, float):
+        return str(v)
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "Infinity" if v > 0 else "-Infinity"
+    if v == 0 or 1e-3 <= abs(v) < 1e7:
+        return repr(v)  # Python's repr is plain decimal here, with the same shortest digits
+    sign, digits, exp = Decimal(repr(v)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    exponent = len(digits) - 1 + int(exp)
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{exponent}"
 
 
 def type_name(value: Any) -> str:
@@ -134,17 +165,22 @@ class IngestDocument:
                              f"as part of path [{path}]")
 
     def append(self, path: str, values: list[Any], allow_duplicates: bool = True) -> None:
+        """Elasticsearch's IngestDocument.appendFieldValue: a missing field becomes a list of all `values`; an
+        existing one (a null too: `[null, ...]`) becomes a list with it first. Without duplicates, a value
+        already there (Java `equals`: `true` is not `1`) is skipped, and a scalar that nothing was appended to
+        stays a scalar."""
         current = self.get(path)
-        if current is MISSING or current is None:
-            items: list[Any] = []
-        elif isinstance(current, list):
-            items = current
-        else:
-            items = [current]
+        if current is MISSING:
+            self.set(path, list(values))
+            return
+        items = current if isinstance(current, list) else [current]
+        appended = False
         for v in values:
-            if allow_duplicates or v not in items:
+            if allow_duplicates or not any(java_equals(v, x) for x in items):
                 items.append(v)
-        self.set(path, items)
+                appended = True
+        if appended or isinstance(current, list):
+            self.set(path, items)
 
     def remove(self, path: str) -> None:
         node: Any

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
+
+import regex
 
 from .dates import DEFAULT_OUTPUT, DateFormatError, DateParser
 from .dissect import Dissect, DissectCompileError
@@ -61,7 +63,18 @@ class DissectProcessor(FieldProcessor):
             doc.set(path, v)
 
 
-_BRACKETS = "()<>[]\"'"
+# Elasticsearch's KeyValueProcessor.STRIP_BRACKETS: ONE opening bracket or quote at the start and ONE closing
+# bracket or quote at the end, paired or not (`[(z"` -> `(z`; `<<a>>` -> `<a>`).
+_STRIP_BRACKETS = regex.compile(r"^[(\[<\"']|[\])>\"']$")
+
+
+def _trimmer(chars: str | None, key: str) -> Callable[[str], str]:
+    """`trim_key` / `trim_value`: Elasticsearch builds the regex `(^([chars]+))|([chars]+$)`, so the option is
+    the body of a character class (`a-z` is a range, `\\s` whitespace), not a list of literal characters."""
+    if not chars:
+        return lambda v: v
+    rx = compile_regex(f"(^([{chars}]+))|([{chars}]+$)", key)
+    return lambda v: rx.sub("", v)
 
 
 class KvProcessor(FieldProcessor):
@@ -78,17 +91,15 @@ class KvProcessor(FieldProcessor):
         self.include = set(inc) if inc is not None else None
         self.exclude = set(o.strings("exclude_keys", []))
         self.prefix = o.str("prefix", "")
-        self.trim_key = o.str("trim_key", "")
-        self.trim_value = o.str("trim_value", "")
+        self.trim_key = _trimmer(o.str("trim_key", None), "trim_key")
+        self.trim_value = _trimmer(o.str("trim_value", None), "trim_value")
         self.strip_brackets = o.bool("strip_brackets", False)
 
     def _value(self, v: str) -> str:
-        if self.trim_value:
-            v = v.strip(self.trim_value)
+        # Elasticsearch strips the brackets first, then trims: `trim_value(strip_brackets(v))`.
         if self.strip_brackets:
-            # Elasticsearch strips leading and trailing runs of these characters, paired or not.
-            v = v.strip(_BRACKETS)
-        return v
+            v = _STRIP_BRACKETS.sub("", v)
+        return self.trim_value(v)
 
     def execute(self, doc: IngestDocument) -> None:
         value = self.read_str(doc)
@@ -102,7 +113,7 @@ class KvProcessor(FieldProcessor):
             if len(kv) != 2:
                 raise ProcessorError(f"field [{self.field}] does not contain value_split "
                                      f"[{self.value_split.pattern}]")
-            key = kv[0].strip(self.trim_key) if self.trim_key else kv[0]
+            key = self.trim_key(kv[0])
             if (self.include is not None and key not in self.include) or key in self.exclude:
                 continue
             path = self.prefix + key

@@ -143,14 +143,14 @@ class GrokPattern:
 
         return _REF.sub(ref, text)
 
-    def match(self, value: str) -> dict[str, Any] | None:
+    def search(self, value: str) -> regex.Match[str] | None:
         try:
-            m = self.regex.search(value, timeout=MATCH_TIMEOUT_S)
+            return self.regex.search(value, timeout=MATCH_TIMEOUT_S)
         except TimeoutError:
             raise ProcessorError(f"grok pattern [{self.expression}] exceeded its time limit "
                                  f"({MATCH_TIMEOUT_S}s) on a value of {len(value)} characters") from None
-        if m is None:
-            return None
+
+    def captured(self, m: regex.Match[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if not self.captures:
             return out
@@ -169,7 +169,9 @@ class GrokPattern:
 
 
 class Grok:
-    """An ordered list of expressions: the first one that matches wins."""
+    """An ordered list of expressions. Elasticsearch joins them into one alternation `(?:p0)|(?:p1)|...` and
+    searches with it, so the match that starts **leftmost** in the text wins, and among matches starting at
+    the same place the earlier expression wins (not simply "the first expression that matches anywhere")."""
 
     def __init__(self, patterns: list[str], pattern_definitions: dict[str, str] | None = None):
         if not patterns:
@@ -178,8 +180,13 @@ class Grok:
         self.patterns = [GrokPattern(p, definitions) for p in patterns]
 
     def match(self, value: str) -> tuple[int, dict[str, Any]] | None:
+        best: tuple[int, regex.Match[str]] | None = None
         for i, p in enumerate(self.patterns):
-            out = p.match(value)
-            if out is not None:
-                return i, out
-        return None
+            m = p.search(value)
+            if m is not None and (best is None or m.start() < best[1].start()):
+                best = (i, m)
+                if m.start() == 0:
+                    break  # nothing can start further left
+        if best is None:
+            return None
+        return best[0], self.patterns[best[0]].captured(best[1])

@@ -94,6 +94,11 @@ def java_split(rx: regex.Pattern[str], value: str, preserve_trailing: bool = Fal
         raise ProcessorError(f"regular expression [{rx.pattern}] exceeded its time limit") from None
     if value == "":
         return [""]
+    if parts and parts[0] == "":
+        # Java (8+): "a zero-width match at the beginning never produces such empty leading substring".
+        first = rx.match(value, timeout=REGEX_TIMEOUT_S)
+        if first is not None and first.end() == 0:
+            parts.pop(0)
     if not preserve_trailing:
         while len(parts) > 1 and parts[-1] == "":
             parts.pop()

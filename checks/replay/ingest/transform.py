@@ -8,10 +8,19 @@ from typing import Any, Callable
 
 import regex
 
-from .document import MISSING, IngestDocument, ProcessorError, type_name
+from .document import MISSING, IngestDocument, ProcessorError, java_str, type_name
 from .options import (REGEX_TIMEOUT_S, ConfigError, Dropped, Options, Processor, compile_regex, FieldProcessor,
                       java_split)
 from .template import compile_template
+
+
+def _json_media_type(o: Options) -> None:
+    """Templates are rendered with Elasticsearch's default `application/json` escaping; the other media types
+    (`text/plain`: HTML escaping, `application/x-www-form-urlencoded`: URL encoding) are not implemented."""
+    media_type = o.str("media_type", "application/json")
+    if media_type.lower().replace(" ", "") not in ("application/json", "application/json;charset=utf-8"):
+        raise ConfigError(f"[media_type] {media_type} is not supported by the embedded executor "
+                          f"(only application/json)", "media_type")
 
 
 class SetProcessor(Processor):
@@ -27,12 +36,14 @@ class SetProcessor(Processor):
         self.copy_from: str | None = o.str("copy_from") if has_copy else None
         self.override = o.bool("override", True)
         self.ignore_empty = o.bool("ignore_empty_value", False)
-        o.str("media_type", "application/json")
+        _json_media_type(o)
 
     def execute(self, doc: IngestDocument) -> None:
         field = self.field(doc)
         if self.copy_from is not None:
             v = doc.get(self.copy_from)
+            if v is MISSING and self.ignore_empty:
+                return  # Elasticsearch reads copy_from with ignore_missing = ignore_empty_value
             if v is MISSING:
                 raise ProcessorError(f"field [{self.copy_from}] not present as part of path [{self.copy_from}]")
             value = copy.deepcopy(v)
@@ -54,7 +65,7 @@ class AppendProcessor(Processor):
         value = o.any("value")
         self.values = compile_template(value if isinstance(value, list) else [value])
         self.allow_duplicates = o.bool("allow_duplicates", True)
-        o.str("media_type", "application/json")
+        _json_media_type(o)
 
     def execute(self, doc: IngestDocument) -> None:
         doc.append(self.field(doc), self.values(doc), self.allow_duplicates)
@@ -108,11 +119,9 @@ class RemoveProcessor(Processor):
             return
         for f in self.fields:
             path = f(doc)
-            if not doc.has(path):
-                if self.ignore_missing:
-                    continue
-                raise ProcessorError(f"field [{path.rsplit('.', 1)[-1]}] not present as part of path [{path}]")
-            doc.remove(path)
+            if self.ignore_missing and not doc.has(path):
+                continue
+            doc.remove(path)  # its error names the first missing element, as Elasticsearch's does
 
 
 _JAVA_INT = regex.compile(r"(?P<neg>-)?0x(?P<hex>[0-9a-fA-F]+)|[+-]?[0-9]+")
@@ -135,13 +144,29 @@ def _to_int(v: Any, bits: int, name: str) -> int:
     return n
 
 
+# Java's String.trim (what Elasticsearch runs) removes characters <= U+0020 only: control characters yes,
+# Unicode spaces such as U+00A0 no (Python's str.strip does the opposite for both).
+_JAVA_TRIM = "".join(map(chr, range(33)))
+
+
+# Java's Double.parseDouble / Float.parseFloat grammar (after trimming characters <= ' '): `NaN`, `Infinity`,
+# decimals with an optional f/F/d/D suffix, hex floats. Python's float() differs: it takes `inf`, `nan`, `1_0`
+# and rejects `1.5f`.
+_JAVA_FLOAT = regex.compile(r"(?P<sign>[+-]?)(?:(?P<nan>NaN)|(?P<inf>Infinity)|(?P<dec>(?:\d+\.?\d*|\.\d+)"
+                            r"(?:[eE][+-]?\d+)?)|(?P<hex>0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+                            r"[pP][+-]?\d+))[fFdD]?")
+
+
 def _to_float(v: Any, name: str) -> float:
-    if isinstance(v, bool) or (isinstance(v, str) and "_" in v):
-        raise ProcessorError(f"unable to convert [{str(v).lower() if isinstance(v, bool) else v}] to {name}")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise ProcessorError(f"unable to convert [{v}] to {name}") from None
+    text = java_str(v)
+    m = _JAVA_FLOAT.fullmatch(text.strip(_JAVA_TRIM))
+    if isinstance(v, bool) or m is None:
+        raise ProcessorError(f"unable to convert [{text}] to {name}")
+    if m["nan"]:
+        return float("nan")
+    if m["inf"]:
+        return float(f"{m['sign']}inf")
+    return float(m["sign"] + m["dec"]) if m["dec"] else float.fromhex(m["sign"] + m["hex"])
 
 
 def _to_bool(v: Any) -> bool:
@@ -154,9 +179,7 @@ def _to_bool(v: Any) -> bool:
 
 
 def _to_string(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    return java_str(v)
 
 
 def _to_ip(v: Any) -> str:
@@ -241,7 +264,7 @@ class TrimProcessor(_StringProcessor):
     type = "trim"
 
     def apply(self, value: str) -> str:
-        return value.strip()
+        return value.strip(_JAVA_TRIM)
 
 
 def _java_replacement(replacement: str) -> Callable[[regex.Match[str]], str]:
