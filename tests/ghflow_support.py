@@ -32,8 +32,9 @@ CERTUTIL = "rules/windows/proc_creation_win_certutil_download"
 
 @lru_cache(maxsize=1)
 def _example() -> dict[str, str]:
+    # Not the replay cache a local `detbot replay examples/rules-repo` leaves there (git ignores it too).
     return {p.relative_to(EXAMPLE_REPO).as_posix(): p.read_text() for p in sorted(EXAMPLE_REPO.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and ".detbot-cache" not in p.relative_to(EXAMPLE_REPO).parts}
 
 
 def example_files(config: str | None = None) -> dict[str, str]:
