@@ -225,6 +225,16 @@ class JobQueue(abc.ABC):
             self.metrics.gauge("detbot_queue_depth", "Jobs waiting in the queue.", lambda: self.depth())
         self._worker_tasks = [asyncio.create_task(self._worker(i), name=f"detbot-worker-{i}")
                               for i in range(self.workers)]
+        for task in self._worker_tasks:
+            task.add_done_callback(self._worker_ended)
+
+    def _worker_ended(self, task: asyncio.Task) -> None:
+        if self.closing:
+            return
+        error = None if task.cancelled() else task.exception()
+        # Jobs now wait for fewer workers (or none) while the webhook still answers 202: say so once, loudly.
+        log.error("queue worker stopped", worker=task.get_name(), error=repr(error) if error else "cancelled",
+                  workers_left=self.workers - self.dead_workers())
 
     def dead_workers(self) -> int:
         """Workers that ended while the queue is not closing (a bug or an uncaught BaseException): jobs would pile

@@ -579,3 +579,19 @@ async def test_every_delivery_of_a_burst_hears_that_redis_is_down():
         assert len(results) == 20 and all(isinstance(r, Exception) for r in results), results
     finally:
         await q.redis.aclose()
+
+
+async def test_a_worker_that_dies_is_logged_once(make):
+    from structlog.testing import capture_logs
+
+    async def handler(run: JobRun) -> None:
+        pass
+
+    q = await make(handler, workers=2)
+    with capture_logs() as logs:
+        q._worker_tasks[0].cancel()      # as a worker dies of anything its loop does not catch
+        await asyncio.gather(q._worker_tasks[0], return_exceptions=True)
+        await asyncio.sleep(0)
+    stopped = [e for e in logs if e["event"] == "queue worker stopped"]
+    assert len(stopped) == 1 and stopped[0]["log_level"] == "error" and stopped[0]["workers_left"] == 1
+    assert q.dead_workers() == 1
