@@ -174,9 +174,16 @@ def _item_phrase(item: Any) -> str:
     return f"{item.field} {verb or 'equal to'} {shown}"
 
 
-def partners(compiled: CompiledRule, name: str) -> list[str]:
-    """Identifiers that must be true together with `name` for it to count: its AND siblings up to the
-    nearest `not` above it (a filter `not (a and b)` excludes only when a and b both hold)."""
+@dataclass
+class Partners:
+    """What must hold for an identifier's flip to reach the outcome: every AND sibling on its way up true,
+    every OR sibling (and every other condition of a list) false."""
+    inside: list[str]  # AND siblings below the nearest `not` (a filter `not (a and b)` needs a and b)
+    outside: list[str]  # AND siblings above it (`selection and not filter`: the selection must match)
+    false: list[str]  # OR siblings that are plain identifiers (`not 1 of filter_*`: the other filters)
+
+
+def partners(compiled: CompiledRule, name: str) -> Partners:
     def first_ids(node: Any) -> list[str]:
         if isinstance(node, ConditionIdentifier):
             return [node.identifier]
@@ -195,18 +202,59 @@ def partners(compiled: CompiledRule, name: str) -> list[str]:
                 return found
         return None
 
-    for tree in getattr(compiled, "trees", []):
+    trees = getattr(compiled, "trees", [])
+    if sum(_occurrences(t, name) for t in trees) != 1:
+        return Partners([], [], [])  # used twice, what one use needs may be wrong for the other
+    for tree in trees:
         trail = path_to(tree, [])
         if not trail:
             continue
-        out: list[str] = []
+        inside: list[str] = []
+        outside: list[str] = []
+        false = [t.identifier for t in trees if t is not tree and isinstance(t, ConditionIdentifier)]
+        true = inside
         for parent, child in zip(reversed(trail[:-1]), reversed(trail[1:])):
+            others = [a for a in parent.args if a is not child]
             if isinstance(parent, ConditionNOT):
+                true = outside
+            elif isinstance(parent, ConditionAND):
+                true += [i for a in others for i in first_ids(a)]
+            elif isinstance(parent, ConditionOR):
+                false += [a.identifier for a in others if isinstance(a, ConditionIdentifier)]
+
+        def keep(ids: list[str], taken: list[str]) -> list[str]:
+            return [i for i in dict.fromkeys(ids) if i != name and i not in taken]
+        inside = keep(inside, [])
+        outside = keep(outside, inside)
+        return Partners(inside, outside, keep(false, inside + outside))
+    return Partners([], [], [])
+
+
+def _occurrences(node: Any, name: str) -> int:
+    if isinstance(node, ConditionIdentifier):
+        return int(node.identifier == name)
+    return sum(_occurrences(a, name) for a in getattr(node, "args", ()))
+
+
+def decisive_kinds(compiled: CompiledRule, name: str, limit: int = 12) -> set[bool] | None:
+    """The outcomes (True: match) of the identifier assignments where `name` is true and its flip alone
+    flips the outcome: the kinds of test event that can show it decisive. An identifier used both as a
+    selection and a filter may need either; one the condition never depends on (`a or (a and b)`: b),
+    neither. None beyond `limit` identifiers, where trying every assignment costs too much."""
+    others = [i for i in compiled.identifiers if i != name]
+    if len(others) > limit:
+        return None
+    kinds: set[bool] = set()
+    for bits in range(1 << len(others)):
+        values = {o: bool(bits >> k & 1) for k, o in enumerate(others)}
+        values[name] = True
+        base = compiled.outcome(values)
+        values[name] = False
+        if compiled.outcome(values) != base:
+            kinds.add(base)
+            if len(kinds) == 2:
                 break
-            if isinstance(parent, ConditionAND):
-                out += [i for a in parent.args if a is not child for i in first_ids(a)]
-        return [i for i in dict.fromkeys(out) if i != name]
-    return []
+    return kinds
 
 
 def hint(compiled: CompiledRule, name: str) -> str:
@@ -325,18 +373,9 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
         add(det_line, "failure", "No no_match test",
             f"{cdoc.label}: no test expects no_match; add a benign event the rule must not detect")
     for row in cov.rows:
-        if row.decisive:
-            continue
-        if row.positive:
-            msg = (f"no test where {row.name} alone makes the rule match: add a match event with "
-                   f"{hint(compiled, row.name)} (and the rest of the condition met)")
-        else:
-            with_ = partners(compiled, row.name)
-            extra = "".join(f" and {hint(compiled, p)} ({p})" for p in with_[:3])
-            msg = (f"no test where {row.name} alone excludes the event: add a no_match event with "
-                   f"{hint(compiled, row.name)}{extra}")
-        seen = f" ({row.name} was true in {row.seen_true} and false in {row.seen_false} test events)"
-        add(row.line, "failure", "Identifier not decisive", msg + seen)
+        if not row.decisive:
+            level, title, msg = _not_decisive(compiled, row)
+            add(row.line, level, title, msg)
     if cov.values_total and cov.value_percent < settings.value_min_percent:
         listed = cov.unmatched[: settings.max_listed]
         more = f" and {len(cov.unmatched) - len(listed)} more" if len(cov.unmatched) > len(listed) else ""
@@ -345,6 +384,42 @@ def check_rule(cdoc: CompiledDoc, doc_index: int, runs: BundleRuns, bundle: Rule
             f"{cdoc.label}: {cov.value_percent:.0f}% of values matched by a test event ({cov.values_covered}/"
             f"{cov.values_total}); unmatched: {'; '.join(listed)}{more}")
     return cov, out
+
+
+def _not_decisive(compiled: CompiledRule, row: IdentifierRow) -> tuple[Level, str, str]:
+    """The finding for an identifier no test shows decisive, naming the kind of event that would."""
+    name = row.name
+    seen = f" ({name} was true in {row.seen_true} and false in {row.seen_false} test events)"
+    kinds = decisive_kinds(compiled, name)
+    if kinds is None:
+        kinds = {row.positive}
+    if not kinds:
+        return ("warning", "Identifier never decisive",
+                f"{name} can never decide the outcome: for any truth of the other identifiers the condition "
+                f"gives the same result with {name} true or false; drop it or fix the condition" + seen)
+    what = hint(compiled, name)
+    with_ = partners(compiled, name)
+    if kinds == {True}:
+        where = _where(with_.inside + with_.outside, with_.false)
+        msg = (f"no test where {name} alone makes the rule match: add a match event with {what}{where} (and "
+               f"the rest of the condition met)")
+    elif kinds == {False}:
+        extra = "".join(f" and {hint(compiled, p)} ({p})" for p in with_.inside[:3])
+        # A filter excludes only what the rest of the condition would match.
+        msg = (f"no test where {name} alone excludes the event: add a no_match event with {what}{extra}"
+               f"{_where(with_.outside, with_.false)}")
+    else:  # used both as a selection and as a filter
+        msg = (f"no test where {name} alone decides the outcome: add a match event it alone makes match, or a "
+               f"no_match event it alone excludes, with {what}")
+    return "failure", "Identifier not decisive", msg + seen
+
+
+def _where(true: list[str], false: list[str]) -> str:
+    """' where a is also true and b false': the other identifiers a test event must set (three of each)."""
+    def names(ids: list[str]) -> str:
+        return " and ".join(ids[:3]) + (" …" if len(ids) > 3 else "") + (" is" if len(ids) == 1 else " are")
+    parts = ([f"{names(true)} also true"] if true else []) + ([f"{names(false)} false"] if false else [])
+    return " where " + " and ".join(parts) if parts else ""
 
 
 # --- correlations ------------------------------------------------------------------------------------------------

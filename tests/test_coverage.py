@@ -67,7 +67,8 @@ def test_filter_never_decisive_is_a_failure_at_its_line_with_a_hint():
     got = failures(run(MATCH + EDGE))
     assert got == [(12, "Identifier not decisive",
                     "no test where filter_optional_teams alone excludes the event: add a no_match event with Image "
-                    "ending in '\\Teams.exe' (filter_optional_teams was true in 0 and false in 2 test events)")]
+                    "ending in '\\Teams.exe' where selection is also true and filter_main_edge is false "
+                    "(filter_optional_teams was true in 0 and false in 2 test events)")]
     assert failures(run(MATCH + EDGE + TEAMS)) == []
 
 
@@ -77,7 +78,8 @@ def test_filter_true_only_where_the_selection_is_false_is_not_decisive():
     got = failures(run(MATCH + EDGE + teams_from_excel))
     assert [m for _, _, m in got] == [
         "no test where filter_optional_teams alone excludes the event: add a no_match event with Image ending in "
-        "'\\Teams.exe' (filter_optional_teams was true in 1 and false in 2 test events)"]
+        "'\\Teams.exe' where selection is also true and filter_main_edge is false (filter_optional_teams was true "
+        "in 1 and false in 2 test events)"]
 
 
 def test_selection_never_decisive_names_what_to_add():
@@ -88,7 +90,7 @@ def test_selection_never_decisive_names_what_to_add():
     got = failures(run(MATCH + EDGE + TEAMS, rule))
     assert got == [(12, "Identifier not decisive",
                     "no test where sel_other alone makes the rule match: add a match event with CommandLine "
-                    "containing 'http' and 'urlcache' (and the rest of the condition met) (sel_other was true in 0 "
+                    "containing 'http' and 'urlcache' where selection is false (and the rest of the condition met) (sel_other was true in 0 "
                     "and false in 3 test events)")]
 
 
@@ -293,3 +295,85 @@ def test_correlation_reference_outside_the_fetched_files_is_only_a_warning():
     assert (f.level, f.start_line) == ("warning", 6)
     assert f.message == ("referenced rule 'failed_logon' is not among the files this run could read (1 rule files "
                          "were not fetched)")
+
+
+# --- tricky conditions: each verdict checked by hand ---------------------------------------------------------------
+
+ABX = """\
+title: t
+logsource: {product: windows}
+detection:
+    a:
+        A: 1
+    b:
+        B: 1
+    filter_x:
+        X: 1
+    filter_y:
+        Y: 1
+    condition: CONDITION
+"""
+
+
+def ev(expect: str, event: str) -> str:
+    return f"- name: '{expect} {event}'\n  expect: {expect}\n  event: {event}\n"
+
+
+def verdicts(condition: str, tests: str) -> dict[int, tuple[str, str]]:
+    result = run(tests, ABX.replace("CONDITION", condition))
+    return {f.start_line: (f.level, f.message) for f in result.findings if f.check == "coverage"}
+
+
+def test_an_event_both_filters_exclude_shows_neither_and_the_hint_asks_for_one_alone():
+    for condition in ("a and not (filter_x or filter_y)", "a and not 1 of filter_*"):
+        got = verdicts(condition, ev("match", "{A: 1}") + ev("no_match", "{A: 1, X: 1, Y: 1}"))
+        assert got == {
+            8: ("failure", "no test where filter_x alone excludes the event: add a no_match event with X equal to 1 "
+                           "where a is also true and filter_y is false (filter_x was true in 1 and false in 1 test "
+                           "events)"),
+            10: ("failure", "no test where filter_y alone excludes the event: add a no_match event with Y equal to 1 "
+                            "where a is also true and filter_x is false (filter_y was true in 1 and false in 1 test "
+                            "events)")}
+        # Followed literally, the hints make each filter decisive.
+        assert verdicts(condition, ev("match", "{A: 1}") + ev("no_match", "{A: 1, X: 1}") +
+                        ev("no_match", "{A: 1, Y: 1}")) == {}
+
+
+def test_a_filter_group_needs_the_selection_true_in_its_no_match_event():
+    condition = "a and not (filter_x and filter_y)"
+    got = verdicts(condition, ev("match", "{A: 1}") + ev("no_match", "{X: 1, Y: 1}"))
+    assert got[8] == ("failure", "no test where filter_x alone excludes the event: add a no_match event with X equal "
+                                 "to 1 and Y equal to 1 (filter_y) where a is also true (filter_x was true in 1 and "
+                                 "false in 1 test events)")
+    # One event where both hold and the selection matches shows both: each one's flip alone lets it through.
+    assert verdicts(condition, ev("match", "{A: 1}") + ev("no_match", "{A: 1, X: 1, Y: 1}")) == {}
+
+
+def test_or_where_both_hold_in_every_match_shows_neither():
+    got = verdicts("a or b", ev("match", "{A: 1, B: 1}") + ev("no_match", "{X: 1}"))
+    assert got[4] == ("failure", "no test where a alone makes the rule match: add a match event with A equal to 1 "
+                                 "where b is false (and the rest of the condition met) (a was true in 1 and false in "
+                                 "1 test events)")
+    assert 6 in got
+    assert verdicts("a or b", ev("match", "{A: 1}") + ev("match", "{B: 1}") + ev("no_match", "{X: 1}")) == {}
+
+
+def test_an_identifier_that_selects_in_another_condition_asks_for_a_match_event():
+    # filter_x alone is the second condition: whenever it holds the rule matches, so no no_match event can
+    # show it; a match event where a is false does.
+    condition = "\n        - a and not filter_x\n        - filter_x"
+    got = verdicts(condition, ev("match", "{A: 1}") + ev("no_match", "{B: 1}"))
+    assert got[8] == ("failure", "no test where filter_x alone makes the rule match: add a match event with X equal "
+                                 "to 1 (and the rest of the condition met) (filter_x was true in 0 and false in 2 test "
+                                 "events)")
+    assert verdicts(condition, ev("match", "{A: 1}") + ev("match", "{X: 1}") + ev("no_match", "{B: 1}")) == {}
+    got = verdicts("(a and not filter_x) or (filter_x and b)", ev("match", "{A: 1}") + ev("no_match", "{B: 1}"))
+    assert got[8][1].startswith("no test where filter_x alone decides the outcome: add a match event it alone makes "
+                                "match, or a no_match event it alone excludes, with X equal to 1")
+
+
+def test_an_identifier_the_condition_never_depends_on_is_a_warning_not_a_demand():
+    got = verdicts("a or (a and b)", ev("match", "{A: 1, B: 1}") + ev("no_match", "{X: 1}"))
+    assert got == {6: ("warning", "b can never decide the outcome: for any truth of the other identifiers the "
+                                  "condition gives the same result with b true or false; drop it or fix the condition "
+                                  "(b was true in 1 and false in 1 test events)")}
