@@ -377,3 +377,46 @@ def test_an_identifier_the_condition_never_depends_on_is_a_warning_not_a_demand(
     assert got == {6: ("warning", "b can never decide the outcome: for any truth of the other identifiers the "
                                   "condition gives the same result with b true or false; drop it or fix the condition "
                                   "(b was true in 1 and false in 1 test events)")}
+
+
+def test_events_without_the_group_by_field_do_not_show_the_threshold_not_reached():
+    nameless = "- name: no user\n  expect: match\n  timestamp: '2026-01-01T10:05:00Z'\n  event: {EventID: 4625}\n"
+    tests = logon("alice", 1) + logon("alice", 2) + logon("alice", 3) + nameless + logon("x", 4, 4624)
+    [f] = [f for f in run_corr(tests) if f.path == "rules/corr.yml"]
+    assert (f.start_line, f.title) == (10, "Correlation threshold not shown")
+    assert f.message.startswith("the test events never show the threshold (>= 3) not reached: add events of a "
+                                "group (TargetUserName) that stays below it")
+    # Nor reached: three of them are no group at all.
+    tests = nameless.replace("no user", "n1") + nameless.replace("no user", "n2") + nameless.replace("no user", "n3")
+    found = [f.message for f in run_corr(tests + logon("bob", 1)) if f.path == "rules/corr.yml"]
+    assert found == ["the test events never reach the threshold (>= 3, event_count, grouped by TargetUserName): add "
+                     "events that do"]
+
+
+def test_temporal_and_value_count_thresholds():
+    base_b = BASE.replace("Failed Logon", "Lockout").replace("000000000001", "000000000003").replace(
+        "name: failed_logon", "name: lockout").replace("EventID: 4625", "EventID: 4740")
+    temporal = CORR.replace("type: event_count", "type: temporal").replace(
+        "- failed_logon", "- failed_logon\n        - lockout").replace("    condition:\n        gte: 3\n", "")
+    both = logon("alice", 1) + logon("bob", 1) + logon("x", 4, 4624)
+    lockout = ("- name: alice locked\n  expect: match\n  timestamp: '2026-01-01T10:02:00Z'\n"
+               "  event: {EventID: 4740, TargetUserName: alice}\n- name: other\n  expect: no_match\n"
+               "  event: {EventID: 1}\n")
+    files = {"rules/base.yml": BASE, "rules/base.tests.yml": both, "rules/b.yml": base_b, "rules/b.tests.yml": lockout,
+             "rules/corr.yml": temporal}
+    run_ = lambda fs: [f for f in run_checks(MemorySource({k: v.encode() for k, v in fs.items()}), Config(),
+                                             only=["coverage"]).findings if f.path == "rules/corr.yml"]
+    assert run_(files) == []  # alice: both rules in 5 minutes; bob: only one
+    [f] = run_({**files, "rules/base.tests.yml": logon("alice", 1) + logon("x", 4, 4624)})
+    assert f.message.startswith("the test events never show the threshold (>= 2) not reached")
+    value_count = CORR.replace("type: event_count", "type: value_count").replace(
+        "gte: 3", "gte: 2\n        field: IpAddress")
+    files = {"rules/base.yml": BASE, "rules/corr.yml": value_count}
+
+    def ip(user: str, minute: int, addr: str) -> str:
+        return logon(user, minute).replace("TargetUserName", f"IpAddress: {addr}, TargetUserName")
+    files["rules/base.tests.yml"] = ip("alice", 1, "10.0.0.1") + ip("alice", 2, "10.0.0.1") + logon("x", 4, 4624)
+    [f] = run_(files)  # two events, one distinct value: never reached
+    assert f.message.startswith("the test events never reach the threshold (>= 2, value_count")
+    files["rules/base.tests.yml"] += ip("bob", 1, "10.0.0.1") + ip("bob", 2, "10.0.0.2")
+    assert run_(files) == []
