@@ -99,7 +99,7 @@ VOCAB = {
           b64("x cmd".encode("utf-16-le")), b64("cmd".encode("utf-16-be")), b64("ycmd".encode("utf-16-be")),
           b64(b"\xff\xfe" + "cmd".encode("utf-16-le")), "nothing"],
     "f": ["", "x", "0"],
-    "g": [True, False, "true", "TRUE", "false", 1, 0, "yes"],
+    "g": [True, False, "true", "TRUE", "false", 1, 0, "1", "0", "yes"],
     "n": [5, "5", 10, "10", 9, "9", 11, 100, "100", 2.5, "abc", -1, "05"],
 }
 EXTRA_TEXT = st.text(alphabet="abcmidenpro*?\\'% _-/OFA", max_size=6)
