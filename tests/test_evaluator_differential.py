@@ -9,6 +9,7 @@ specification text that makes the SQL result wrong.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import sqlite3
 from ipaddress import ip_address, ip_network
@@ -210,7 +211,11 @@ def known_difference(name: str, event: dict) -> str | None:
     return None
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI runs 500 examples; a long hunt: DETBOT_DIFFERENTIAL_EXAMPLES=100000 pytest <this file>
+EXAMPLES = int(os.environ.get("DETBOT_DIFFERENTIAL_EXAMPLES", "500"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EVENTS)
 def test_evaluator_agrees_with_sqlite_backend(event):
     for name, (ours, sql) in COMPILED.items():
