@@ -229,6 +229,21 @@ def test_numbers_against_strings():
     assert not m(sel("Enabled", True), {"Enabled": False})
 
 
+def test_booleans_match_their_string_forms_like_other_values():
+    # The specification says nothing of how a boolean value meets an event's value; the evaluator
+    # compares every other value on string forms (rule 4688 matches "4688", rule "4688" matches
+    # 4688) and took 1/0 for booleans, so the text "1"/"0" (Windows event XML, CSV exports, a TEXT
+    # column) must not differ from the number 1/0. Found by the differential test against SQLite.
+    t, f = sel("Enabled", True), sel("Enabled", False)
+    for value in (True, "True", 1, "1"):
+        assert m(t, {"Enabled": value}) and not m(f, {"Enabled": value}), value
+    for value in (False, "FALSE", 0, "0"):
+        assert m(f, {"Enabled": value}) and not m(t, {"Enabled": value}), value
+    for value in ("yes", "01", 2, "", None):
+        assert not m(t, {"Enabled": value}) and not m(f, {"Enabled": value}), value
+    assert m(t, {"Enabled": ["0", "1"]}) and not m(t, {})
+
+
 def test_nested_and_dotted_field_names():
     c = sel("user.email", "a@b.c")
     assert m(c, {"user": {"email": "A@B.C"}})

@@ -206,15 +206,12 @@ def number_test(n: SigmaNumber) -> Test:
 
 
 def bool_test(b: SigmaBool) -> Test:
-    want = b.boolean
-    text = "true" if want else "false"
+    # Matched on string forms, as every other value is: true/false in any case, and 1/0 (how many
+    # stores keep booleans, SQLite among them) whether the event carries the number or its text.
+    accept = ("true", "1") if b.boolean else ("false", "0")
 
     def test(fv: FieldValue, view: EventView) -> bool:
-        for x in fv.scalars:
-            # 1/0 are how many stores (SQLite among them) keep booleans
-            if x is want or (type(x) is int and x == want) or (isinstance(x, str) and x.lower() == text):
-                return True
-        return False
+        return any(x in accept for x in fv.lows)
     return test
 
 
