@@ -263,14 +263,14 @@ async def _add_dependents(gh: Any, repo: str, number: int, config: Config, fetch
     if not lost:
         return
     tree = snap.source.tree
-    rules = [p for p in tree if is_rule_path(p, config)]
+    rules = _rule_paths(tree, config)
     if len(rules) > MAX_PREFETCH_RULES:
         log.warning("fetch.dependents_skipped", rules=len(rules), lost=sorted(lost)[:20])
         return
-    files.update(await fetcher.blobs(tree, [p for p in rules if p not in files]))   # mostly from the blob cache
+    await _fetch_missing(fetcher, tree, files, rules)
     found = dependent_correlations(MemorySource(files, tree.keys()), config, lost, skip=snap.rule_paths)
     bundles = bundles_for_changed(found, MemorySource({}, tree.keys()), config)
-    files.update(await fetcher.blobs(tree, [p for b in bundles for p in b.paths() if p and p not in files]))
+    await _fetch_missing(fetcher, tree, files, (p for b in bundles for p in b.paths()))
     snap.dependents = [b.rule_path for b in bundles]
     snap.rule_paths = [*snap.rule_paths, *snap.dependents]
     log.info("fetch.dependents", lost=sorted(lost)[:20], correlations=snap.dependents)
@@ -281,9 +281,19 @@ async def branch_snapshot(gh: Any, repo: str, ref: str, config: Config, *,
     """Every rule bundle of a branch (the daily replay of the whole catalog)."""
     fetcher = Fetcher(gh, repo)
     tree = await fetcher.tree(ref)
-    rules = [p for p in tree if is_rule_path(p, config)]
+    rules = _rule_paths(tree, config)
     return await _snapshot_of(fetcher, tree, ChangedFiles(rules, listed=len(rules)), config, True, extra,
                               f"{repo}@{ref}")
+
+
+def _rule_paths(tree: dict[str, str], config: Config) -> list[str]:
+    return [p for p in tree if is_rule_path(p, config)]
+
+
+async def _fetch_missing(fetcher: Fetcher, tree: dict[str, str], files: dict[str, bytes],
+                         paths: Iterable[str | None]) -> None:
+    """Add to `files` those of `paths` not read yet (mostly from the blob cache)."""
+    files.update(await fetcher.blobs(tree, [p for p in paths if p and p not in files]))
 
 
 def _maybe_regression_data(changed: Iterable[str], claimed: set[str], config: Config) -> bool:
@@ -302,7 +312,7 @@ async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedF
         # now, concurrently (and from the blob cache after the first pull request), not one by one later.
         all_rules = bool(bundles) and config.check("syntax").enabled
     if all_rules:
-        rules = [p for p in tree if is_rule_path(p, config)]
+        rules = _rule_paths(tree, config)
         if len(rules) <= MAX_PREFETCH_RULES:
             wanted.update(rules)
     if extra is not None:
@@ -310,11 +320,11 @@ async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedF
     files = await fetcher.blobs(tree, wanted)
     if _maybe_regression_data(changed.touched, wanted, config):
         # SigmaHQ regression data lies outside the rule globs: the rules naming it are found by reading them.
-        rules = [p for p in tree if is_rule_path(p, config)]
+        rules = _rule_paths(tree, config)
         if len(rules) <= MAX_PREFETCH_RULES:
-            files.update(await fetcher.blobs(tree, [p for p in rules if p not in files]))
+            await _fetch_missing(fetcher, tree, files, rules)
             bundles = bundles_for_changed(changed.touched, TreeSource(files, tree), config)
-            files.update(await fetcher.blobs(tree, [p for b in bundles for p in b.paths() if p and p not in files]))
+            await _fetch_missing(fetcher, tree, files, (p for b in bundles for p in b.paths()))
     source = TreeSource(files, tree, fetcher, asyncio.get_running_loop())
     log.info("fetch.snapshot", target=label, changed=len(changed), rules=len(bundles), files=len(files),
              requests=fetcher.requests)

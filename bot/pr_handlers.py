@@ -193,10 +193,9 @@ async def on_pull_request(event: sansio.Event, gh: Any, ctx: Any) -> None:
 async def on_pull_request_edited(event: sansio.Event, gh: Any, ctx: Any) -> None:
     """A pull request moved to another base branch changes its files (and so which rules need checking) under
     the same head SHA: the checks of the old base no longer hold. Title and body edits change nothing."""
-    pr = event.data["pull_request"]
-    if "base" not in (event.data.get("changes") or {}) or pr.get("state", "open") != "open":
+    if not base_changed(event.data):
         return
-    target = PullRequestTarget.from_pull_request(pr, ctx.installation_id)
+    target = PullRequestTarget.from_pull_request(event.data["pull_request"], ctx.installation_id)
     # Claimed here, not from the payload (routes.job_key): a title edit must not supersede a running job.
     if await ctx.run.claim(target.key, target.head_sha):
         await run_pr_checks(gh, ctx, target)
@@ -269,11 +268,17 @@ async def recover_all(github: Any, queue: Any, settings: Any, *, min_age: float,
     return report
 
 
+def base_changed(data: dict[str, Any]) -> bool:
+    """An `edited` open pull request moved to another base branch: the only edit that changes its checks."""
+    pr = data.get("pull_request") or {}
+    return "base" in (data.get("changes") or {}) and pr.get("state", "open") == "open"
+
+
 def _edited_base_key(data: dict[str, Any]) -> tuple[str | None, str | None]:
     """An `edited` pull_request runs the checks when its base changed (on_pull_request_edited); its key is not
     taken from the payload (a title edit must not supersede a running job), so it is worked out here."""
     pr, repo = data.get("pull_request") or {}, (data.get("repository") or {}).get("full_name")
-    if "base" not in (data.get("changes") or {}) or pr.get("state", "open") != "open" or not repo:
+    if not base_changed(data) or not repo:
         return None, None
     return pr_key(repo, int(pr["number"])), (pr.get("head") or {}).get("sha")
 
