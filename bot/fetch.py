@@ -20,7 +20,7 @@ from gidgethub import HTTPException
 
 from checks.config import CONFIG_PATH, Config, parse_config
 from checks.dependents import dependent_correlations, lost_references
-from checks.repository import bundles_for_changed, is_rule_path
+from checks.repository import bundles_for_changed, is_rule_path, may_be_regression_data
 from checks.source import MemorySource
 
 log = structlog.get_logger(__name__)
@@ -297,8 +297,7 @@ async def _fetch_missing(fetcher: Fetcher, tree: dict[str, str], files: dict[str
 
 
 def _maybe_regression_data(changed: Iterable[str], claimed: set[str], config: Config) -> bool:
-    return any(p not in claimed and p != CONFIG_PATH and not is_rule_path(p, config)
-               and p.lower().endswith((".yml", ".yaml", ".json", ".evtx")) for p in changed)
+    return any(p not in claimed and may_be_regression_data(p, config) for p in changed)
 
 
 async def _snapshot_of(fetcher: Fetcher, tree: dict[str, str], changed: ChangedFiles, config: Config,

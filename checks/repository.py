@@ -143,6 +143,13 @@ def owner_rule(path: str, all_paths: set[str], config: Config) -> str | None:
     return None
 
 
+def may_be_regression_data(path: str, config: Config) -> bool:
+    """A file that may be SigmaHQ regression data (an info.yml, a JSON export, an EVTX) rather than a rule or
+    the config: only such files send the search for the rule whose `regression_tests_path` holds them."""
+    return (path != CONFIG_PATH and not is_rule_path(path, config)
+            and path.lower().endswith((".yml", ".yaml", ".json", ".evtx")))
+
+
 def _regression_owners(paths: list[str], all_paths: list[str], source: FileSource, config: Config) -> list[str]:
     """Rules whose SigmaHQ regression data (the directory of their `regression_tests_path`) holds one of
     `paths`: a pull request changing only that data must re-check the rule."""
@@ -171,7 +178,7 @@ def bundles_for_changed(changed: Iterable[str], source: FileSource, config: Conf
         owner = owner_rule(path, all_set, config)
         if owner is not None:
             rules[owner] = None
-        else:
+        elif may_be_regression_data(path, config):
             unowned.append(path)
     for owner in _regression_owners(unowned, all_list, source, config):
         rules[owner] = None
